@@ -1,0 +1,35 @@
+# galaxy-sbi: simulation-based inference of galaxy properties.
+#   snakemake --cores all                              the embedded default (offline, laptop-sized)
+#   snakemake --cores all --configfile config/paper.yaml   the seeds' full scale
+#   snakemake --profile profiles/slurm                 on a SLURM cluster
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+# The rules import the library (installed with `pip install -e .`); the Snakefile itself also works
+# from a snakemake outside that environment (--sdm conda), so it looks in src/ first.
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from galaxy_sbi.config import validate_config
+from galaxy_sbi.errors import ConfigError
+
+
+# Absolute, so that `snakemake -d <workdir>` still finds the embedded default.
+configfile: str(Path(workflow.basedir) / "config" / "config.yaml")
+
+
+# One message naming the offending key, before any job is scheduled.
+try:
+    validate_config(config)
+except ConfigError as exc:
+    raise WorkflowError(str(exc)) from None
+
+
+include: "workflow/rules/ssp.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.ssp.input,

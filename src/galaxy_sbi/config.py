@@ -1,0 +1,74 @@
+"""Configuration validation: one clear message naming the offending key, before any job runs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from .errors import ConfigError
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def _key_path(path) -> str:
+    parts = [f"[{p}]" if isinstance(p, int) else str(p) for p in path]
+    return ".".join(parts).replace(".[", "[") or "<top level>"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    """Turn a jsonschema error into '<key>: <what is wrong>'."""
+    key = _key_path(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        where = "" if key == "<top level>" else key + "."
+        return f"unknown key '{where}{unknown[0]}' (allowed here: {', '.join(allowed)})"
+    if error.validator == "required":
+        return f"{key}: {error.message}"
+    if error.validator == "oneOf":
+        sub = [_describe(e) for e in error.context or []]
+        return f"{key}: {error.instance!r} matches none of the allowed forms ({'; '.join(sub)})"
+    return f"{key}: {error.message}"
+
+
+def validate_config(config: Mapping[str, Any], schema_path: str | Path = SCHEMA_PATH) -> None:
+    """Check a config against the schema and the cross-key rules; raise ConfigError naming the key."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
+    if errors:
+        raise ConfigError(f"invalid config: {_describe(errors[0])}")
+    _check_cross_keys(config)
+
+
+def _require_sorted(values, key: str) -> None:
+    if list(values) != sorted(values):
+        raise ConfigError(f"invalid config: {key} must be in increasing order, got {list(values)}")
+
+
+def _check_cross_keys(config: Mapping[str, Any]) -> None:
+    """Rules a JSON schema cannot express: orderings and grids that must lie inside other grids."""
+    ssp = config["ssp"]
+    _require_sorted(ssp["ages_gyr"], "ssp.ages_gyr")
+    _require_sorted(ssp["metallicities"], "ssp.metallicities")
+    _require_sorted(ssp["interpolate"]["metallicities"], "ssp.interpolate.metallicities")
+    _require_sorted(ssp["interpolate"]["alphas"], "ssp.interpolate.alphas")
+    lo, hi = min(ssp["metallicities"]), max(ssp["metallicities"])
+    outside = [m for m in ssp["interpolate"]["metallicities"] if not lo - 1e-9 <= m <= hi + 1e-9]
+    if outside:
+        raise ConfigError(
+            f"invalid config: ssp.interpolate.metallicities {outside} lie outside the native grid "
+            f"ssp.metallicities [{lo}, {hi}]; interpolation never extrapolates"
+        )
+
+
+def config_hash(section: Any) -> str:
+    """Short stable hash of a config section, stored in products for provenance."""
+    blob = json.dumps(section, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]

@@ -1,0 +1,1 @@
+"""Spectra rule graph: SSP libraries, SFHs, forward model, encoder."""

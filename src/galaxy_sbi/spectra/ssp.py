@@ -1,0 +1,464 @@
+"""Single-stellar-population (SSP) libraries: three sources, one cube format, and grid interpolation.
+
+Every source returns an `xarray.Dataset` with a `flux` variable on dims
+(alpha, metallicity, age, wavelength) -- `alpha` only when the source has [alpha/Fe]-variable models --
+in Lsun / Angstrom / Msun (per solar mass *formed*, the MILES convention), wavelengths in air.
+
+Sources (config `ssp.source`):
+  fastar      FASTAR (fastar-astro): SSPs synthesised offline from a MILES-trained stellar emulator and
+              BaSTI-IAC isochrones, with the Kroupa universal IMF passed explicitly (FASTAR's default is
+              Salpeter). No [alpha/Fe] axis.
+  milespy     the official MILES repository file through milespy (BaSTI "T" isochrones, KU IMF).
+  miles_fits  a folder of MILES FITS files named as the MILES web site distributes them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from ..errors import InputError
+
+log = logging.getLogger(__name__)
+
+# The MILES optical grid (air wavelengths): 3540.5 ... 7409.6 Angstrom in 0.9 Angstrom steps.
+MILES_WAVELENGTH = 3540.5 + 0.9 * np.arange(4300)
+MILES_FWHM_ANGSTROM = 2.51
+FLUX_UNITS = "Lsun / Angstrom / Msun"
+KROUPA_UNIVERSAL_SLOPE = 1.30
+BASE_ALPHA = "base"
+
+
+def _lsun_per_angstrom_per_10pc_flux() -> float:
+    """Factor from f_lambda at 10 pc (erg/s/cm2/A, FASTAR's unit) to L_lambda in Lsun/A: 4 pi (10 pc)^2 / Lsun."""
+    from astropy import constants, units
+
+    area = 4 * np.pi * (10 * units.pc).to(units.cm) ** 2
+    return float((area / constants.L_sun.to(units.erg / units.s)).value)
+
+
+# ---------------------------------------------------------------------------------------------
+# the common cube
+# ---------------------------------------------------------------------------------------------
+
+
+def ssp_dataset(
+    flux: np.ndarray,
+    ages_gyr: Sequence[float],
+    metallicities: Sequence[float],
+    wavelength: np.ndarray,
+    alphas: Sequence[float] | None = None,
+    attrs: dict | None = None,
+) -> xr.Dataset:
+    """Wrap a flux array (alpha?, metallicity, age, wavelength) as the library's netCDF cube."""
+    dims = ("metallicity", "age", "wavelength")
+    coords = {
+        "metallicity": ("metallicity", np.asarray(metallicities, float), {"units": "dex", "long_name": "[M/H]"}),
+        "age": ("age", np.asarray(ages_gyr, float), {"units": "Gyr", "long_name": "age of the population"}),
+        "wavelength": ("wavelength", np.asarray(wavelength, float), {"units": "Angstrom", "long_name": "air wavelength"}),
+    }
+    if alphas is not None:
+        dims = ("alpha",) + dims
+        coords["alpha"] = ("alpha", np.asarray(alphas, float), {"units": "dex", "long_name": "[alpha/Fe]"})
+    flux = np.asarray(flux, dtype=np.float32)
+    expected = tuple(len(coords[d][1]) for d in dims)
+    if flux.shape != expected:
+        raise ValueError(f"flux has shape {flux.shape}, expected {expected} for dims {dims}")
+    ds = xr.Dataset(
+        {
+            "flux": (
+                dims,
+                flux,
+                {"units": FLUX_UNITS, "long_name": "SSP luminosity density per solar mass formed"},
+            )
+        },
+        coords=coords,
+        attrs=dict(attrs or {}),
+    )
+    ds.attrs["has_alpha_axis"] = int(alphas is not None)
+    if alphas is None:
+        ds.attrs.setdefault(
+            "alpha_axis_note",
+            "no [alpha/Fe] axis: this source has no [alpha/Fe]-variable models; later stages drop [alpha/Fe] "
+            "from the labels instead of inventing it",
+        )
+    return ds
+
+
+def has_alpha(ds: xr.Dataset) -> bool:
+    return "alpha" in ds.dims
+
+
+# ---------------------------------------------------------------------------------------------
+# FASTAR
+# ---------------------------------------------------------------------------------------------
+
+
+def synthesize_fastar(
+    ages_gyr: Sequence[float],
+    metallicities: Sequence[float],
+    imf: str = "kroupa",
+    out_of_range: str = "error",
+    chunk: int = 8,
+    progress: bool = True,
+) -> xr.Dataset:
+    """Synthesise an (metallicity, age) grid of SSPs with FASTAR, offline.
+
+    Ages or [M/H] outside FASTAR's isochrones are refused (`out_of_range="error"`) or evaluated at the
+    nearest valid value and recorded in the attributes (`"clamp"`): FASTAR itself would clamp silently.
+    """
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")  # FASTAR runs fine on CPU; skip jax's TPU/GPU probing
+    import jax
+    from fastar import IntegratedSSPSynthesizer
+    from fastar.imf import kroupa, single_power_law
+    from tqdm.auto import tqdm
+
+    imf_function = {"kroupa": kroupa, "salpeter": single_power_law}[imf]
+    synth = IntegratedSSPSynthesizer(imf_function=imf_function)
+    met_lo, met_hi = float(np.min(synth.mets)), float(np.max(synth.mets))
+    age_lo, age_hi = float(np.min(synth.ages)) / 1e3, float(np.max(synth.ages)) / 1e3  # isochrone ages in Myr
+
+    ages = np.asarray(ages_gyr, float)
+    mets = np.asarray(metallicities, float)
+    bad_mets = mets[(mets < met_lo) | (mets > met_hi)]
+    bad_ages = ages[(ages < age_lo) | (ages > age_hi)]
+    clamped = []
+    if bad_mets.size or bad_ages.size:
+        what = (
+            f"[M/H] {bad_mets.tolist()} outside FASTAR's [{met_lo}, {met_hi}]" if bad_mets.size else ""
+        ) + (f"ages {bad_ages.tolist()} Gyr outside FASTAR's [{age_lo}, {age_hi}]" if bad_ages.size else "")
+        if out_of_range == "error":
+            raise InputError(
+                f"ssp.source=fastar: {what}. Remove them from ssp.ages_gyr / ssp.metallicities, or set "
+                "ssp.fastar.out_of_range: clamp to evaluate them at the nearest valid value (recorded in the file)"
+            )
+        clamped = [f"[M/H] {m:+.2f} evaluated at {np.clip(m, met_lo, met_hi):+.2f}" for m in bad_mets]
+        clamped += [f"age {a} Gyr evaluated at {np.clip(a, age_lo, age_hi)} Gyr" for a in bad_ages]
+        log.warning("FASTAR clamping: %s", "; ".join(clamped))
+
+    eval_ages = np.clip(ages, age_lo, age_hi)
+    eval_mets = np.clip(mets, met_lo, met_hi)
+    # vmap over a fixed-size block of ages: one compilation, bounded memory (a whole 53-age row peaks ~6 GB).
+    spectra_of = jax.jit(jax.vmap(lambda a, m: synth.synthesize(a, m), in_axes=(0, None)))
+    n_pad = -len(eval_ages) % chunk
+    padded = np.concatenate([eval_ages, np.full(n_pad, eval_ages[-1])])
+    flux = np.empty((len(mets), len(ages), len(synth.wave)), dtype=np.float32)
+    to_lsun = _lsun_per_angstrom_per_10pc_flux()
+    bar = tqdm(total=len(mets) * len(padded) // chunk, desc="FASTAR SSPs", unit="block", disable=not progress)
+    for i, met in enumerate(eval_mets):
+        row = []
+        for start in range(0, len(padded), chunk):
+            row.append(np.asarray(spectra_of(padded[start : start + chunk], met)))
+            bar.update()
+        flux[i] = (np.concatenate(row)[: len(ages)] * to_lsun).astype(np.float32)
+    bar.close()
+    if not np.all(np.isfinite(flux)):
+        raise RuntimeError("FASTAR returned non-finite fluxes")
+
+    attrs = {
+        "source": "fastar",
+        "source_detail": "FASTAR IntegratedSSPSynthesizer (fastar-astro): MILES-trained stellar emulator",
+        "imf": "Kroupa universal (slopes 0.3/1.3/2.3, breaks 0.08/0.5 Msun, 0.1-100 Msun) = MILES KU1.30"
+        if imf == "kroupa"
+        else "Salpeter (slope 2.35, 0.1-100 Msun)",
+        "isochrones": "BaSTI-IAC (as interpolated by FASTAR)",
+        "resolution_fwhm_angstrom": MILES_FWHM_ANGSTROM,
+        "flux_units": FLUX_UNITS,
+        "flux_conversion": f"FASTAR f_lambda at 10 pc (erg/s/cm2/A per Msun formed) x {to_lsun:.6g} = Lsun/A/Msun",
+        "wavelength_medium": "air",
+        "fastar_valid_metallicity": f"[{met_lo}, {met_hi}]",
+        "fastar_valid_age_gyr": f"[{age_lo}, {age_hi}]",
+        "clamped": "; ".join(clamped) if clamped else "none",
+    }
+    return ssp_dataset(flux, ages, mets, np.asarray(synth.wave, float), alphas=None, attrs=attrs)
+
+
+# ---------------------------------------------------------------------------------------------
+# MILES FITS files
+# ---------------------------------------------------------------------------------------------
+
+_FITS_NAME = re.compile(
+    r"^M(?P<imf>[a-z]{2})(?P<slope>\d\.\d{2})Z(?P<zsign>[mp])(?P<z>\d\.\d{2})T(?P<age>\d{2}\.\d{4})"
+    r"_i(?P<iso>[A-Z])(?P<isosign>[mp])(?P<isoalpha>\d\.\d{2})_(?P<alpha>baseFe|E[mp]\d\.\d{2})\.fits$"
+)
+
+
+def miles_fits_name(age_gyr: float, metallicity: float, alpha: float | str = BASE_ALPHA) -> str:
+    """File name of a MILES BaSTI KU1.30 SSP, e.g. Mku1.30Zp0.06T10.0000_iTp0.00_baseFe.fits."""
+    z = f"Z{'m' if metallicity < 0 else 'p'}{abs(metallicity):.2f}"
+    if alpha == BASE_ALPHA:
+        tail = "iTp0.00_baseFe"
+    else:
+        tail = f"iTp{alpha:.2f}_Ep{alpha:.2f}"
+    return f"Mku{KROUPA_UNIVERSAL_SLOPE:.2f}{z}T{age_gyr:07.4f}_{tail}.fits"
+
+
+def parse_miles_fits_name(name: str) -> dict | None:
+    """(imf, slope, metallicity, age, isochrone, alpha) of a MILES SSP file name, or None if it is not one."""
+    m = _FITS_NAME.match(name)
+    if not m:
+        return None
+    sign = -1.0 if m["zsign"] == "m" else 1.0
+    alpha = BASE_ALPHA if m["alpha"] == "baseFe" else (-1.0 if m["alpha"][1] == "m" else 1.0) * float(m["alpha"][2:])
+    return {
+        "imf": m["imf"],
+        "slope": float(m["slope"]),
+        "metallicity": sign * float(m["z"]),
+        "age": float(m["age"]),
+        "isochrone": m["iso"],
+        "alpha": alpha,
+    }
+
+
+def _read_miles_fits(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Flux and wavelength of one MILES FITS file; any failure names the file."""
+    from astropy.io import fits
+
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            hdul.verify("exception")
+            header = hdul[0].header
+            data = hdul[0].data
+            if data is None:
+                raise ValueError("primary HDU has no data")
+            flux = np.asarray(data, dtype=np.float64).squeeze()
+            n = int(header["NAXIS1"])
+            crval, cdelt = float(header["CRVAL1"]), float(header["CDELT1"])
+            crpix = float(header.get("CRPIX1", 1.0))
+    except Exception as exc:  # astropy raises OSError, ValueError, KeyError, TypeError... for broken files
+        raise InputError(f"{path}: not a readable MILES SSP FITS file ({type(exc).__name__}: {exc})") from exc
+    if flux.ndim != 1 or flux.size != n:
+        raise InputError(f"{path}: expected a 1-D spectrum of NAXIS1={n} pixels, found shape {flux.shape}")
+    if not np.all(np.isfinite(flux)):
+        raise InputError(f"{path}: flux contains NaN or infinite values")
+    wavelength = crval + cdelt * (np.arange(n) + 1 - crpix)
+    return flux, wavelength
+
+
+def load_miles_fits(
+    directory: str | Path,
+    ages_gyr: Sequence[float],
+    metallicities: Sequence[float],
+    alpha_models: str | Sequence[float] = BASE_ALPHA,
+) -> xr.Dataset:
+    """Read a (alpha?, metallicity, age) grid of MILES BaSTI KU1.30 SSPs from a folder of FITS files."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise InputError(f"{directory}: MILES FITS folder does not exist (config key ssp.miles_fits.directory)")
+    index = {}
+    for path in sorted(directory.glob("*.fits")):
+        meta = parse_miles_fits_name(path.name)
+        if meta and meta["imf"] == "ku" and abs(meta["slope"] - KROUPA_UNIVERSAL_SLOPE) < 1e-6 and meta["isochrone"] == "T":
+            index[(meta["alpha"], round(meta["metallicity"], 2), round(meta["age"], 4))] = path
+    if not index:
+        raise InputError(
+            f"{directory}: no MILES BaSTI KU1.30 SSP files found (expected names like {miles_fits_name(10.0, 0.06)})"
+        )
+
+    alphas = [BASE_ALPHA] if alpha_models == BASE_ALPHA else [float(a) for a in alpha_models]
+    flux = np.empty((len(alphas), len(metallicities), len(ages_gyr), 0))
+    reference: tuple[Path, np.ndarray] | None = None
+    for ia, alpha in enumerate(alphas):
+        for im, met in enumerate(metallicities):
+            for it, age in enumerate(ages_gyr):
+                path = index.get((alpha, round(float(met), 2), round(float(age), 4)))
+                if path is None:
+                    raise InputError(
+                        f"{directory / miles_fits_name(age, met, alpha)}: no such file for the requested age "
+                        f"{age} Gyr, [M/H] {met:+.2f}, [alpha/Fe] {alpha} (check ssp.ages_gyr, ssp.metallicities, "
+                        "ssp.alpha_models)"
+                    )
+                spectrum, wavelength = _read_miles_fits(path)
+                if reference is None:
+                    reference = (path, wavelength)
+                    flux = np.empty((len(alphas), len(metallicities), len(ages_gyr), wavelength.size))
+                elif wavelength.size != reference[1].size or not np.allclose(wavelength, reference[1], atol=1e-6):
+                    raise InputError(
+                        f"{path}: wavelength grid ({wavelength[0]:.2f}-{wavelength[-1]:.2f} A, {wavelength.size} px) "
+                        f"differs from {reference[0].name} ({reference[1][0]:.2f}-{reference[1][-1]:.2f} A, "
+                        f"{reference[1].size} px)"
+                    )
+                flux[ia, im, it] = spectrum
+
+    assert reference is not None
+    attrs = _miles_attrs("miles_fits", f"MILES SSP FITS files from {directory}", alpha_models)
+    if alpha_models == BASE_ALPHA:
+        return ssp_dataset(flux[0], ages_gyr, metallicities, reference[1], alphas=None, attrs=attrs)
+    return ssp_dataset(flux, ages_gyr, metallicities, reference[1], alphas=alphas, attrs=attrs)
+
+
+def _miles_attrs(source: str, detail: str, alpha_models) -> dict:
+    attrs = {
+        "source": source,
+        "source_detail": detail,
+        "imf": "Kroupa universal, slope 1.30 (MILES KU1.30)",
+        "isochrones": "BaSTI (MILES 'T' models)",
+        "resolution_fwhm_angstrom": MILES_FWHM_ANGSTROM,
+        "flux_units": FLUX_UNITS,
+        "wavelength_medium": "air",
+        "alpha_models": "base ([alpha/Fe] follows the Milky-Way pattern)"
+        if alpha_models == BASE_ALPHA
+        else f"alpha-variable models, [alpha/Fe] = {list(alpha_models)}",
+    }
+    if alpha_models == BASE_ALPHA:
+        attrs["alpha_axis_note"] = (
+            "no [alpha/Fe] axis: base models follow the Milky-Way [alpha/Fe]-[Fe/H] relation; later stages "
+            "drop [alpha/Fe] from the labels"
+        )
+    return attrs
+
+
+# ---------------------------------------------------------------------------------------------
+# milespy
+# ---------------------------------------------------------------------------------------------
+
+MILESPY_REPOSITORY_NAME = "MILES_SSP_v9.1.hdf5"
+
+
+def _open_milespy_library(repository: str | Path | None, download_dir: str | Path):
+    """An SSPLibrary (BaSTI, KU) from a local repository file, or downloaded by milespy into download_dir."""
+    from milespy import SSPLibrary
+    from milespy.configuration import config as milespy_config
+
+    if repository is None:
+        # milespy asks on stdin before downloading unless auto_download is set; a pipeline cannot answer.
+        download_dir = Path(download_dir)
+        download_dir.mkdir(parents=True, exist_ok=True)
+        milespy_config["repository_folder"] = f"{download_dir.resolve()}/"
+        milespy_config["auto_download"] = True
+        return SSPLibrary(source="MILES_SSP", version="9.1", isochrone="T", imf_type="ku")
+
+    repository = Path(repository)
+    if not repository.is_file():
+        raise InputError(f"{repository}: milespy repository file does not exist (config key ssp.milespy.repository)")
+    # milespy only knows a local file through its repository folder under its canonical name, so link it there.
+    folder = Path(tempfile.mkdtemp(prefix="milespy-"))
+    (folder / MILESPY_REPOSITORY_NAME).symlink_to(repository.resolve())
+    milespy_config["repository_folder"] = f"{folder}/"
+    milespy_config["auto_download"] = False
+    try:
+        return SSPLibrary(source="MILES_SSP", version="9.1", isochrone="T", imf_type="ku")
+    except (AssertionError, OSError, KeyError, ValueError) as exc:
+        raise InputError(f"{repository}: not a readable milespy SSP repository ({type(exc).__name__}: {exc})") from exc
+
+
+def load_milespy(
+    repository: str | Path | None,
+    ages_gyr: Sequence[float],
+    metallicities: Sequence[float],
+    alpha_models: str | Sequence[float] = BASE_ALPHA,
+    download_dir: str | Path = "resources/milespy",
+) -> xr.Dataset:
+    """Read a (alpha?, metallicity, age) grid of MILES BaSTI KU1.30 SSPs through milespy."""
+    lib = _open_milespy_library(repository, download_dir)
+    meta = lib.models.meta
+    age = np.asarray(meta["age"].value if hasattr(meta["age"], "value") else meta["age"], float)
+    met = np.asarray(meta["met"].value if hasattr(meta["met"], "value") else meta["met"], float)
+    alpha = np.asarray(meta["alpha"].value if hasattr(meta["alpha"], "value") else meta["alpha"], float)
+    slope = np.asarray(meta["imf_slope"], float)
+    flux_all = np.asarray(lib.models.flux.value)
+    wavelength = np.asarray(lib.models.spectral_axis.value, float)
+    where = repository or "the downloaded MILES_SSP_v9.1 repository"
+
+    alphas = [BASE_ALPHA] if alpha_models == BASE_ALPHA else [float(a) for a in alpha_models]
+    flux = np.empty((len(alphas), len(metallicities), len(ages_gyr), wavelength.size))
+    for ia, a in enumerate(alphas):
+        alpha_match = np.isnan(alpha) if a == BASE_ALPHA else np.isclose(alpha, a, atol=1e-3)
+        for im, m in enumerate(metallicities):
+            for it, t in enumerate(ages_gyr):
+                hit = np.flatnonzero(
+                    alpha_match
+                    & np.isclose(met, m, atol=5e-3)
+                    & np.isclose(age, t, rtol=1e-4, atol=1e-4)
+                    & np.isclose(slope, KROUPA_UNIVERSAL_SLOPE, atol=1e-3)
+                )
+                if hit.size == 0:
+                    raise InputError(
+                        f"{where}: no BaSTI KU1.30 SSP for age {t} Gyr, [M/H] {m:+.2f}, [alpha/Fe] {a} "
+                        "(check ssp.ages_gyr, ssp.metallicities, ssp.alpha_models)"
+                    )
+                flux[ia, im, it] = flux_all[hit[0]]
+
+    attrs = _miles_attrs("milespy", f"milespy SSPLibrary(MILES_SSP 9.1, isochrone T, imf ku) from {where}", alpha_models)
+    if alpha_models == BASE_ALPHA:
+        return ssp_dataset(flux[0], ages_gyr, metallicities, wavelength, alphas=None, attrs=attrs)
+    return ssp_dataset(flux, ages_gyr, metallicities, wavelength, alphas=alphas, attrs=attrs)
+
+
+# ---------------------------------------------------------------------------------------------
+# dispatch and interpolation
+# ---------------------------------------------------------------------------------------------
+
+
+def library_settings(ssp_config: dict) -> dict:
+    """The config keys the native cube depends on (for rule params: other keys must not trigger a rebuild)."""
+    source = ssp_config["source"]
+    keys = ["source", "ages_gyr", "metallicities", source]
+    if source != "fastar":
+        keys.append("alpha_models")
+    return {k: ssp_config[k] for k in keys}
+
+
+def library_inputs(ssp_config: dict) -> list[str]:
+    """User files the native cube is read from (rule inputs, so Snakemake checks them before any job)."""
+    source = ssp_config["source"]
+    if source == "miles_fits":
+        return [ssp_config["miles_fits"]["directory"]]
+    if source == "milespy" and ssp_config["milespy"]["repository"]:
+        return [ssp_config["milespy"]["repository"]]
+    return []
+
+
+def load_library(ssp_config: dict, progress: bool = True) -> xr.Dataset:
+    """Build the native SSP cube from the `ssp:` config section."""
+    source = ssp_config["source"]
+    ages, mets = ssp_config["ages_gyr"], ssp_config["metallicities"]
+    if source == "fastar":
+        cfg = ssp_config["fastar"]
+        return synthesize_fastar(ages, mets, imf=cfg["imf"], out_of_range=cfg["out_of_range"], progress=progress)
+    if source == "milespy":
+        return load_milespy(ssp_config["milespy"]["repository"], ages, mets, ssp_config["alpha_models"])
+    if source == "miles_fits":
+        return load_miles_fits(ssp_config["miles_fits"]["directory"], ages, mets, ssp_config["alpha_models"])
+    raise InputError(f"ssp.source: unknown source {source!r}")
+
+
+def interpolate_library(
+    library: xr.Dataset, metallicities: Sequence[float], alphas: Sequence[float] | None = None
+) -> xr.Dataset:
+    """Linear interpolation of the cube in [M/H] (and [alpha/Fe] when it has that axis); ages stay native.
+
+    Never extrapolates: a requested value outside the native grid is an error. Without an alpha axis the
+    requested alphas are ignored and the attributes say so.
+    """
+    targets = {"metallicity": np.asarray(metallicities, float)}
+    if has_alpha(library) and alphas is not None:
+        targets["alpha"] = np.asarray(alphas, float)
+    for dim, values in targets.items():
+        lo, hi = float(library[dim].min()), float(library[dim].max())
+        outside = values[(values < lo - 1e-9) | (values > hi + 1e-9)]
+        if outside.size:
+            raise InputError(f"interpolation in {dim}: {outside.tolist()} outside the native grid [{lo}, {hi}]")
+        targets[dim] = np.clip(values, lo, hi)  # remove round-off just outside the edges
+
+    out = library.interp(targets, method="linear")
+    out["flux"] = out["flux"].astype(np.float32)
+    out["flux"].attrs = library["flux"].attrs
+    for dim in targets:
+        out[dim].attrs = library[dim].attrs
+    out.attrs = dict(library.attrs)
+    out.attrs["interpolation"] = (
+        "linear in [M/H]" + (" and [alpha/Fe]" if "alpha" in targets else "") + " between native models; ages native"
+    )
+    if not has_alpha(library) and alphas is not None:
+        out.attrs["requested_alphas_ignored"] = (
+            f"{list(alphas)} requested, but the native library has no [alpha/Fe] axis"
+        )
+    return out

@@ -1,0 +1,25 @@
+"""Glue for the thin rule scripts in scripts/: logging to the rule's log file, clean errors."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+
+from .errors import InputError
+
+
+def run_script(main: Callable, smk) -> None:
+    """Run `main(smk)` with logging to the rule's log file and stderr.
+
+    An InputError (bad user input) ends the job with its one-line message, not a traceback.
+    """
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if smk.log:
+        handlers.append(logging.FileHandler(str(smk.log[0]), mode="w"))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", handlers=handlers, force=True)
+    try:
+        main(smk)
+    except InputError as exc:
+        logging.getLogger(f"rule {smk.rule}").error("%s", exc)
+        sys.exit(f"error: {exc}")

@@ -1,0 +1,29 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _shared_dir() -> Path:
+    """`../shared` beside the checkout, or $GALAXY_SBI_SHARED."""
+    return Path(os.environ.get("GALAXY_SBI_SHARED", REPO_ROOT.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The project's shared data folder; tests that need it skip with a message when it is absent."""
+    path = _shared_dir()
+    if not (path / "data").is_dir():
+        pytest.skip(f"shared data folder not found at {path} (set GALAXY_SBI_SHARED)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT

@@ -1,0 +1,106 @@
+"""The config is validated before any job: every mistake gives one message naming the key."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from galaxy_sbi.config import validate_config
+from galaxy_sbi.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def default_config(repo_root):
+    return yaml.safe_load((repo_root / "config" / "config.yaml").read_text())
+
+
+def test_default_config_is_valid(default_config):
+    validate_config(default_config)
+
+
+def test_paper_config_is_valid(default_config, repo_root):
+    paper = yaml.safe_load((repo_root / "config" / "paper.yaml").read_text())
+    merged = _deep_update(copy.deepcopy(default_config), paper)
+    validate_config(merged)
+    assert merged["ssp"]["source"] == "milespy"
+
+
+def _deep_update(base, override):
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _deep_update(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def _set(config, dotted, value):
+    *parents, last = dotted.split(".")
+    node = config
+    for key in parents:
+        node = node[key]
+    if value is _DELETE:
+        del node[last]
+    else:
+        node[last] = value
+    return config
+
+
+_DELETE = object()
+
+# (dotted key, bad value, text the message must contain)
+BAD_CONFIGS = [
+    ("ssp.sourcee", "fastar", "unknown key 'ssp.sourcee'"),
+    ("extra_section", {"a": 1}, "unknown key 'extra_section'"),
+    ("ssp.source", "bc03", "ssp.source"),
+    ("seed", "forty-two", "seed"),
+    ("seed", -1, "seed"),
+    ("ssp.ages_gyr", [0.1, 20.0], "ssp.ages_gyr[1]"),
+    ("ssp.metallicities", [-3.5, 0.0], "ssp.metallicities[0]"),
+    ("ssp.interpolate.alphas", [0.0, 0.6], "ssp.interpolate.alphas[1]"),
+    ("ssp.fastar.out_of_range", "ignore", "ssp.fastar.out_of_range"),
+    ("ssp.alpha_models", [0.0, 0.2], "ssp.alpha_models"),
+    ("ssp.milespy.repository", 42, "ssp.milespy.repository"),
+    ("ssp.ages_gyr", [1.0, 0.5], "ssp.ages_gyr must be in increasing order"),
+    ("ssp.interpolate.metallicities", [0.0, 0.5], "outside the native grid"),
+    ("ssp.plot", _DELETE, "'plot' is a required property"),
+]
+
+
+@pytest.mark.parametrize("key,value,expected", BAD_CONFIGS, ids=[b[0] + "=" + repr(b[1])[:20] for b in BAD_CONFIGS])
+def test_bad_config_is_refused_with_the_key_named(default_config, key, value, expected):
+    config = _set(copy.deepcopy(default_config), key, value)
+    with pytest.raises(ConfigError) as info:
+        validate_config(config)
+    message = str(info.value)
+    assert expected in message
+    assert "\n" not in message  # one line
+
+
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        ({"ssp": {"colour": "red"}}, "unknown key 'ssp.colour'"),
+        ({"ssp": {"source": 3}}, "ssp.source"),
+        ({"seed": 1.5}, "seed: 1.5 is not of type 'integer'"),
+        ({"ssp": {"interpolate": {"alphas": [-0.2]}}}, "ssp.interpolate.alphas[0]"),
+        ({"ssp": {"ages_gyr": []}}, "ssp.ages_gyr"),
+    ],
+)
+def test_snakemake_stops_before_any_job(tmp_path, repo_root, override, expected):
+    """`snakemake -n` with a bad --configfile exits non-zero with the message, and schedules nothing."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(override))
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(repo_root / "Snakefile"), "-d", str(tmp_path),
+         "--configfile", str(bad), "-n", "--cores", "1"],
+        capture_output=True, text=True, timeout=120,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "invalid config" in output and expected in output
+    assert "Job stats" not in output

@@ -1,0 +1,71 @@
+# Stage 1: SSP library -> results/ssp/
+from galaxy_sbi.spectra.ssp import library_inputs, library_settings
+
+
+rule ssp_library:
+    """Native SSP cube (alpha?, metallicity, age, wavelength) from FASTAR, milespy or MILES FITS files."""
+    input:
+        library_inputs(config["ssp"]),
+    output:
+        library="results/ssp/ssp_library.nc",
+    params:
+        ssp=library_settings(config["ssp"]),
+    log:
+        "logs/ssp/ssp_library.log",
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=60,
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    script:
+        "../../scripts/ssp_library.py"
+
+
+rule ssp_interpolate:
+    """The cube on the configured [M/H] / [alpha/Fe] grid that the forward model uses."""
+    input:
+        library=rules.ssp_library.output.library,
+    output:
+        grid="results/ssp/ssp_grid.nc",
+    params:
+        grid=config["ssp"]["interpolate"],
+    log:
+        "logs/ssp/ssp_interpolate.log",
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    script:
+        "../../scripts/ssp_interpolate.py"
+
+
+rule ssp_overview_plot:
+    input:
+        library=rules.ssp_library.output.library,
+    output:
+        png=report(
+            "results/ssp/ssp_overview.png",
+            caption="../report/ssp_overview.rst",
+            category="1. SSP library",
+        ),
+    params:
+        plot=config["ssp"]["plot"],
+    log:
+        "logs/ssp/ssp_overview_plot.log",
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    script:
+        "../../scripts/ssp_overview_plot.py"
+
+
+rule ssp:
+    """Target: the whole SSP stage."""
+    input:
+        rules.ssp_library.output,
+        rules.ssp_interpolate.output,
+        rules.ssp_overview_plot.output,
