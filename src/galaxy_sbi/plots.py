@@ -31,13 +31,15 @@ def _style():
     sns.set_theme(context="notebook", style="ticks", font_scale=0.95)
 
 
-def mark_features(ax, features=SPECTRAL_FEATURES, y=0.97):
+def mark_features(ax, features=SPECTRAL_FEATURES, label=True):
+    """Dotted lines at the classic absorption features; names above the axes (where no data hides them)."""
     lo, hi = ax.get_xlim()
     for name, wave in features.items():
         if lo < wave < hi:
             ax.axvline(wave, color="0.6", lw=0.6, ls=":", zorder=0)
-            ax.text(wave, y, name, transform=ax.get_xaxis_transform(), rotation=90, ha="right", va="top",
-                    fontsize=7, color="0.35")
+            if label:
+                ax.text(wave, 1.02, name, transform=ax.get_xaxis_transform(), rotation=90, ha="center",
+                        va="bottom", fontsize=7, color="0.3")
 
 
 def _nearest(values: np.ndarray, wanted) -> list[float]:
@@ -61,7 +63,8 @@ def plot_ssp_overview(library: xr.Dataset, ages_gyr, metallicities, path: str | 
     ages = _nearest(library["age"].values, ages_gyr)
     mets = _nearest(library["metallicity"].values, metallicities)
     n_panels = len(mets) + 1 + (flux_by_alpha is not None)
-    fig, axes = plt.subplots(n_panels, 1, figsize=(11, 2.9 * n_panels), sharex=True, constrained_layout=True)
+    fig, axes = plt.subplots(n_panels, 1, figsize=(13, 2.9 * n_panels + 0.6), sharex=True, constrained_layout=True)
+    legend_kw = dict(frameon=False, loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, title_fontsize=8)
     cmap = plt.get_cmap("plasma_r")
     log_ages = np.log10(ages)
     norm = plt.Normalize(log_ages.min() - 0.1, log_ages.max() + 0.1)
@@ -70,9 +73,8 @@ def plot_ssp_overview(library: xr.Dataset, ages_gyr, metallicities, path: str | 
         for age in ages:
             f = flux.sel(metallicity=met, age=age).values
             ax.plot(wave, f / np.median(f), lw=0.7, color=cmap(norm(np.log10(age))), label=f"{age:g} Gyr")
-        ax.set_title(f"[M/H] = {met:+.2f}: ages", loc="left", fontsize=10)
         ax.set_ylabel("flux / median")
-        ax.legend(ncol=len(ages), fontsize=8, frameon=False, loc="lower right")
+        ax.legend(title=f"[M/H] = {met:+.2f}\nage", **legend_kw)
 
     ax = axes[len(mets)]
     old = ages[-1]
@@ -80,10 +82,8 @@ def plot_ssp_overview(library: xr.Dataset, ages_gyr, metallicities, path: str | 
     for color, met in zip(met_colors, library["metallicity"].values):
         f = flux.sel(metallicity=met, age=old).values
         ax.plot(wave, f / np.median(f), lw=0.6, color=color, label=f"{met:+.2f}")
-    ax.set_title(f"age = {old:g} Gyr: all [M/H] of the library", loc="left", fontsize=10)
     ax.set_ylabel("flux / median")
-    ax.legend(ncol=min(len(met_colors), 12), fontsize=7, frameon=False, loc="lower right", title="[M/H]",
-              title_fontsize=7)
+    ax.legend(title=f"age = {old:g} Gyr\n[M/H]", **legend_kw)
 
     if flux_by_alpha is not None:
         ax = axes[-1]
@@ -92,17 +92,18 @@ def plot_ssp_overview(library: xr.Dataset, ages_gyr, metallicities, path: str | 
             ratio = (flux_by_alpha.sel(alpha=hi, metallicity=mets[-1], age=age)
                      / flux_by_alpha.sel(alpha=lo, metallicity=mets[-1], age=age)).values
             ax.plot(wave, ratio / np.median(ratio), lw=0.7, color=cmap(norm(np.log10(age))), label=f"{age:g} Gyr")
-        ax.set_title(f"[α/Fe] = {hi:+.1f} / {lo:+.1f} at [M/H] = {mets[-1]:+.2f}", loc="left", fontsize=10)
-        ax.set_ylabel("ratio / median")
+        ax.set_ylabel(f"[α/Fe]={hi:+.1f} / {lo:+.1f}")
+        ax.legend(title=f"[M/H] = {mets[-1]:+.2f}\nage", **legend_kw)
 
-    for ax in axes:
+    for i, ax in enumerate(axes):
         ax.set_xlim(wave[0], wave[-1])
-        mark_features(ax)
+        mark_features(ax, label=i == 0)
     axes[-1].set_xlabel("air wavelength [Å]")
     attrs = library.attrs
+    imf = str(attrs.get("imf", "")).split(" (")[0]
     fig.suptitle(
-        f"SSP library ({attrs.get('source', '?')}): {attrs.get('imf', '')}; {attrs.get('isochrones', '')}; "
-        f"FWHM {attrs.get('resolution_fwhm_angstrom', '?')} Å",
+        f"SSP library: source {attrs.get('source', '?')}, {imf} IMF, {attrs.get('isochrones', '')}, "
+        f"FWHM {attrs.get('resolution_fwhm_angstrom', '?')} Å; spectra divided by their median",
         fontsize=10,
     )
     path = Path(path)

@@ -1,0 +1,36 @@
+# Two commands a newcomer needs after cloning (see README.md):
+#   make run    set up .venv and run the pipeline on the embedded default config
+#   make test   set up .venv and run the test suite
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.galaxy-sbi-installed
+CORES  ?= all
+
+.PHONY: setup run test lint clean-results
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	# torch first and pinned: the CPU wheel here, the matching CUDA build on a cluster. Unpinned, pip
+	# would pull the newest CUDA build (several GB) on CPU-only machines.
+	$(BIN)/python -m pip install "torch==2.13.0"
+	# VICE (yield tables for the chemistry graph) is an sdist that only compiles with Cython < 3.1:
+	# build it against that Cython, outside pip's isolated build environment.
+	$(BIN)/python -m pip install "cython<3.1" "setuptools<81" wheel
+	$(BIN)/python -m pip install --no-build-isolation "vice==1.3.1"
+	$(BIN)/python -m pip install -e ".[test]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(BIN)/snakemake --cores $(CORES)
+
+test: setup
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/snakemake --lint
+
+clean-results:
+	rm -rf results logs .snakemake
