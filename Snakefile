@@ -27,9 +27,11 @@ except ConfigError as exc:
 
 
 include: "workflow/rules/ssp.smk"
+include: "workflow/rules/spectra.smk"
 
 
 rule all:
     default_target: True
     input:
         rules.ssp.input,
+        rules.spectra.input,

@@ -68,6 +68,22 @@ BAD_CONFIGS = [
     ("ssp.ages_gyr", [1.0, 0.5], "ssp.ages_gyr must be in increasing order"),
     ("ssp.interpolate.metallicities", [0.0, 0.5], "outside the native grid"),
     ("ssp.plot", _DELETE, "'plot' is a required property"),
+    ("sfh", _DELETE, "'sfh' is a required property"),
+    ("sfh.families", ["parametric", "bursty"], "sfh.families[1]"),
+    ("sfh.stellar_mass", 0, "sfh.stellar_mass"),
+    ("sfh.percentiles", [10, 100], "sfh.percentiles[1]"),
+    ("sfh.parametric.thin", 0, "sfh.parametric.thin"),
+    ("sfh.parametric.t0_gyr", {"start": 0.0, "stop": 14.0, "step": 0.05}, "before the observation"),
+    ("sfh.parametric.time_gyr", {"start": 0.0, "stop": 14.0}, "'step' is a required property"),
+    ("sfh.parametric.log10_tau_gyr", {"start": 0.7, "stop": -0.5, "step": 0.012}, "stop (-0.5) < start (0.7)"),
+    ("sfh.nonparametric.n_per_cell", 0, "sfh.nonparametric.n_per_cell"),
+    ("sfh.nonparametric.n_per_cel", 10, "unknown key 'sfh.nonparametric.n_per_cel'"),
+    ("sfh.nonparametric.log_ssfr_range", [-7.5, -12.0], "log_ssfr_range must be [low, high]"),
+    ("spectra.split", {"train": 0.9, "validation": 0.1, "test": 0.1}, "must sum to 1"),
+    ("spectra.split.test", 0.0, "spectra.split.test"),
+    ("spectra.normalisation", "mean", "spectra.normalisation"),
+    ("spectra.complevel", 10, "spectra.complevel"),
+    ("spectra.age_edges", "extrapolate", "spectra.age_edges"),
 ]
 
 

@@ -66,6 +66,30 @@ def _check_cross_keys(config: Mapping[str, Any]) -> None:
             f"invalid config: ssp.interpolate.metallicities {outside} lie outside the native grid "
             f"ssp.metallicities [{lo}, {hi}]; interpolation never extrapolates"
         )
+    _check_sfh_spectra(config)
+
+
+def _check_sfh_spectra(config: Mapping[str, Any]) -> None:
+    """Cross-key rules of the sfh: and spectra: sections."""
+    par = config["sfh"]["parametric"]
+    for key in ("time_gyr", "t0_gyr", "log10_tau_gyr"):
+        if par[key]["stop"] < par[key]["start"]:
+            raise ConfigError(
+                f"invalid config: sfh.parametric.{key}: stop ({par[key]['stop']}) < start ({par[key]['start']})"
+            )
+    time, t0 = par["time_gyr"], par["t0_gyr"]
+    if t0["start"] < time["start"] or t0["stop"] >= time["stop"]:
+        raise ConfigError(
+            f"invalid config: sfh.parametric.t0_gyr [{t0['start']}, {t0['stop']}] must lie inside the time grid and "
+            f"before the observation at sfh.parametric.time_gyr.stop = {time['stop']}"
+        )
+    lo, hi = config["sfh"]["nonparametric"]["log_ssfr_range"]
+    if lo >= hi:
+        raise ConfigError(f"invalid config: sfh.nonparametric.log_ssfr_range must be [low, high], got {[lo, hi]}")
+    split = config["spectra"]["split"]
+    total = split["train"] + split["validation"] + split["test"]
+    if abs(total - 1.0) > 1e-6:
+        raise ConfigError(f"invalid config: spectra.split fractions must sum to 1, got {total:g} ({split})")
 
 
 def config_hash(section: Any) -> str:

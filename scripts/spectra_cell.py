@@ -1,0 +1,20 @@
+"""Rule spectra_cell: the labelled spectra of one SFH family in one ([M/H], [alpha/Fe]) cell."""
+
+import xarray as xr
+
+from galaxy_sbi.io import provenance_attrs
+from galaxy_sbi.spectra.synth import build_cell, write_cube
+from galaxy_sbi.workflow import run_script
+
+
+def main(smk):
+    cfg = smk.params.spectra
+    with xr.open_dataset(smk.input.sfh) as sfh, xr.open_dataset(smk.input.grid) as grid:
+        cube = build_cell(sfh.load(), grid.load(), smk.wildcards.cell, cfg["spectra"], cfg["seed"])
+    cube.attrs.update(provenance_attrs(cfg, stage=f"spectra_cell {smk.wildcards.family} {smk.wildcards.cell}"))
+    cube.attrs["sfh_config_hash"] = sfh.attrs.get("config_hash", "?")
+    cube.attrs["ssp_config_hash"] = grid.attrs.get("config_hash", "?")
+    write_cube(cube, smk.output.cube, cfg["spectra"]["chunk_samples"], cfg["spectra"]["complevel"])
+
+
+run_script(main, snakemake)  # noqa: F821

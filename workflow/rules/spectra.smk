@@ -1,0 +1,92 @@
+# Stage 2: SFHs -> results/sfh/, synthetic spectra cubes -> results/spectra/ (one job per family x cell)
+from galaxy_sbi.spectra.sfh import family_settings
+from galaxy_sbi.spectra.synth import CELL_PATTERN, spectra_cells, spectra_settings
+
+SFH_FAMILIES = config["sfh"]["families"]
+SPECTRA_CELLS = spectra_cells(config)
+
+
+wildcard_constraints:
+    family="parametric|nonparametric",
+    cell=CELL_PATTERN,
+
+
+rule sfh:
+    """One SFH family: SFRs, cumulative mass fractions and the percentile labels t10...t90."""
+    output:
+        sfh="results/sfh/{family}.nc",
+    params:
+        sfh=lambda wildcards: family_settings(config, wildcards.family),
+    log:
+        "logs/sfh/{family}.log",
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    script:
+        "../../scripts/sfh_family.py"
+
+
+rule spectra_cell:
+    """Labelled spectra of one SFH family in one ([M/H], [alpha/Fe]) cell: flux (sample, wavelength) + split."""
+    input:
+        sfh=rules.sfh.output.sfh,
+        grid=rules.ssp_interpolate.output.grid,
+    output:
+        cube="results/spectra/{family}/{cell}.nc",
+    params:
+        spectra=spectra_settings(config),
+    log:
+        "logs/spectra/{family}/{cell}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    script:
+        "../../scripts/spectra_cell.py"
+
+
+rule spectra_plots:
+    """Example SFHs with their percentiles, example spectra and the label distributions of one family."""
+    input:
+        sfh=rules.sfh.output.sfh,
+        cubes=expand("results/spectra/{{family}}/{cell}.nc", cell=SPECTRA_CELLS),
+    output:
+        sfhs=report(
+            "results/spectra/{family}_sfhs.png",
+            caption="../report/spectra_sfhs.rst",
+            category="2. SFHs and synthetic spectra",
+        ),
+        spectra=report(
+            "results/spectra/{family}_spectra.png",
+            caption="../report/spectra_examples.rst",
+            category="2. SFHs and synthetic spectra",
+        ),
+        labels=report(
+            "results/spectra/{family}_labels.png",
+            caption="../report/spectra_labels.rst",
+            category="2. SFHs and synthetic spectra",
+        ),
+    params:
+        seed=config["seed"],
+    log:
+        "logs/spectra/{family}_plots.log",
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    script:
+        "../../scripts/spectra_plots.py"
+
+
+rule spectra:
+    """Target: every SFH family, its spectra cubes and plots."""
+    input:
+        expand("results/sfh/{family}.nc", family=SFH_FAMILIES),
+        expand("results/spectra/{family}/{cell}.nc", family=SFH_FAMILIES, cell=SPECTRA_CELLS),
+        expand("results/spectra/{family}_{plot}.png", family=SFH_FAMILIES, plot=["sfhs", "spectra", "labels"]),
