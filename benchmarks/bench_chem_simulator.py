@@ -82,13 +82,19 @@ def main() -> None:
             times.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
         best, med = min(times), statistics.median(times)
+        cpu_med = statistics.median(cpu)
         row = dict(batch_size=batch, repeats=repeats, median_seconds=med, best_seconds=best,
                    sets_per_second_median=batch / med, sets_per_second_best=batch / best,
-                   sets_per_cpu_second=batch / statistics.median(cpu),
+                   sets_per_cpu_second=batch / cpu_med, sets_per_cpu_second_best=batch / min(cpu),
+                   median_cpu_seconds=cpu_med,
+                   # process CPU time / wall time: ~threads when the cores are free, ~1 when other
+                   # processes leave this one about a single core
+                   cpu_per_wall=cpu_med / med,
                    accepted_fraction=float(np.mean(valid)), load_average_after=list(os.getloadavg()))
         results.append(row)
         print(f"batch {batch:>7d}: {batch / med:12.1f} sets/s (median of {repeats}), best {batch / best:12.1f}, "
-              f"{row['sets_per_cpu_second']:10.1f} sets per CPU-second")
+              f"{row['sets_per_cpu_second']:10.1f} sets per CPU-second, CPU/wall {cpu_med / med:.2f}, "
+              f"load {os.getloadavg()[0]:.1f}")
 
     report = dict(
         benchmark="galaxy_sbi.chem.simulate (vectorised CHEMPY-equivalent one-zone GCE model)",

@@ -34,8 +34,12 @@ Two sums are evaluated in closed form instead of on long grids: the cumulative I
 (Euler-Maclaurin, equal to the grid sum to ~1e-15) and the SN Ia normalisation (Hurwitz zeta);
 the extended-grid SFR sum is a geometric-type series.
 
-Performance: everything is float64; chunks of ~1000 rows are run by ``n_workers`` threads with
-single-threaded torch ops (see :func:`simulate`).
+Performance: everything is float64; chunks of ~2000 rows are run by ``n_workers`` threads with
+single-threaded torch ops (see :func:`simulate`). On CPU the cost is memory traffic and per-op
+overhead, so the layouts avoid broadcasting over short inner axes: the per-step gas state is kept
+batch-last ``(28, 9, B)``, the SSP tables segment-major ``(B, S+1, 10)`` with the birth composition
+applied after the differencing (the feedback is linear in it), and the SN Ia feedback, which does not
+depend on the state, is a convolution computed once before the time loop.
 """
 
 from __future__ import annotations
@@ -118,6 +122,10 @@ class _Prepared:
         self.x0 = float(x[0])
         self.n_grid = len(x)
         self.lm = torch.as_tensor(np.log10(x), **kw)
+        self.window_offsets = torch.arange(2 * _WINDOW, device=device)
+        # grid masses (as _IMF computes them from the index), their log and 1/x^2, for look-ups
+        xg = torch.arange(len(x) + 1, **kw) * self.dx + self.x0
+        self.x_grid, self.lnx_grid, self.inv2_grid = xg, torch.log(xg), 1 / (xg * xg)
         # IMF below 1 M☉ (alpha-independent): cumulative x*dn over grid points 0..i0-1
         low = x < 1
         self.n_low = int(low.sum())
@@ -162,8 +170,11 @@ class _Prepared:
                         yu[sgi, :ne] = net[k, lab[1]]
                         yu[sgi, ne] = unproc[k, lab[1]]
                 rows.append(yu)
-        # (R, 10 * S), element-major so that w @ seg_yu -> (B, 10, S)
-        self.seg_yu = torch.as_tensor(np.stack(rows).transpose(0, 2, 1).reshape(len(rows), -1), **kw)
+        # (R, (S + 1) * 10), segment-major (contiguous 10-vectors) with a zero segment in front:
+        # w @ seg_yu_0 -> (B, S+1, 10), whose in-place cumulative sum over IMF-weighted segments holds
+        # the cumulative yield at every segment bound (row 0 = 0)
+        rows0 = np.concatenate([np.zeros((len(rows), 1, ne + 1)), np.stack(rows)], 1)
+        self.seg_yu_0 = torch.as_tensor(rows0.reshape(len(rows), -1), **kw)
         # metallicity nodes (log10) for the interpolation weights (§7.3)
         self.n_tab = (len(tables[0][0]), len(tables[1][0]))
         nodes = [np.log10(np.where(zt == 0, 1e-10, zt)) for zt, _, _ in tables]
@@ -176,6 +187,7 @@ class _Prepared:
         self.inner_nodes = torch.as_tensor(
             np.stack([np.concatenate([n[1:-1], np.full(max(self.n_tab) - len(n), big)]) for n in nodes]), **kw)
         # clamps of log10 Z: SN II extrapolates below its lowest non-zero node, AGB does not (§7.3)
+        self.inner_nodes_t = self.inner_nodes.T.contiguous()[:, :, None]    # (K, 2, 1)
         self.t_lo = torch.as_tensor([-big if self.snii_zero_table else nodes[0][0], nodes[1][0]], **kw)
         self.t_hi = torch.as_tensor([nodes[0][-1], nodes[1][-1]], **kw)
 
@@ -186,6 +198,7 @@ class _Prepared:
         # lifetime polynomial: [c0, c1, c2] = [1, lZ, lZ^2] @ LT
         c = _LT
         self.lt = torch.as_tensor([[c[0], c[1], c[2]], [c[3], c[4], c[5]], [c[6], c[7], 0.0]], **kw)
+        self.lt_rows = tuple(self.lt.unbind(0))
         # AGB cut-off: mu(a) (piecewise linear through the grid) drops below the AGB lower mass limit
         # at the age a* interpolated between the two grid points bracketing that limit.
         i1 = int(np.searchsorted(x, ys.agb.mass_range[0], side="left"))
@@ -275,7 +288,10 @@ class _IMF:
         self.alpha = alpha[:, None]
         self.q = p + 1            # exponent of the integral of x^p
         self.small = self.q.abs() < 1e-9
+        self.any_small = bool(self.small.any())  # alpha = -2 (to 1e-9) needs the log form below
         self.q_safe = torch.where(self.small, torch.ones_like(p), self.q)
+        self.inv_q_dx = 1 / (self.q_safe * d)
+        self.neg_half_dx = torch.full_like(p, -0.5)
         pp = p * (p - 1) * (p - 2)
         self.a1 = d * p / 12
         self.a3 = d**3 * pp / 720
@@ -283,53 +299,65 @@ class _IMF:
         self.a5 = d**5 * pp / 30240
         self.a7 = d**7 * pp * (p - 5) * (p - 6) / 1209600
         ends = torch.tensor([[P.n_low, P.n_grid]], device=alpha.device)
-        g = self._g(ends.to(p.dtype).expand(p.shape[0], -1))
+        g = self._g(ends.expand(p.shape[0], -1))
         self.g0 = g[:, :1]
         self.total = P.low_total + _IMF_B * (g[:, 1:] - self.g0)
+        # C above 1 M☉ before dividing by the total: B * (G - g0) + low_total = B * G + c_offset
+        self.c_offset = P.low_total - _IMF_B * self.g0
 
-    def _g(self, jf):
+    def _g(self, j):
+        """Euler-Maclaurin sum G at integer grid indices ``j`` (x, log x, 1/x^2 are looked up)."""
         P = self.P
-        x = jf * P.dx + P.x0
-        lnx = torch.log(x)
+        flat = j.reshape(-1)
+        x = P.x_grid.index_select(0, flat).view(j.shape)
+        lnx = P.lnx_grid.index_select(0, flat).view(j.shape)
+        inv2 = P.inv2_grid.index_select(0, flat).view(j.shape)
         y = self.q * lnx
-        # integral_1^x t^p dt, stable through p = -1 (alpha = -2)
-        integral = torch.where(self.small, lnx * (1 + 0.5 * y), torch.expm1(y) / self.q_safe)
-        xp = torch.exp(self.alpha * lnx)  # x^(p-1) = x^alpha
-        inv2 = 1 / (x * x)
-        h = self.a5 - self.a7 * inv2
-        h = h * inv2 - self.a3
-        h = h * inv2 + self.a1
+        # integral_1^x t^p dt / dx, stable through p = -1 (alpha = -2)
+        if self.any_small:
+            integral = torch.where(self.small, lnx * (1 + 0.5 * y) / P.dx, torch.expm1(y) * self.inv_q_dx)
+        else:
+            integral = torch.expm1_(y).mul_(self.inv_q_dx)
+        xp = torch.exp_(lnx.mul_(self.alpha))  # x^(p-1) = x^alpha
+        h = torch.addcmul(self.a5, self.a7, inv2, value=-1)
+        h = h.mul_(inv2).sub_(self.a3)
+        h = h.mul_(inv2).add_(self.a1)
         # G = integral/dx + x^p (-1/2 + a1/x - a3/x^3 + a5/x^5 - a7/x^7)
-        return integral / P.dx + xp * (h - 0.5 * x)
+        return integral.addcmul_(xp, h.addcmul_(x, self.neg_half_dx))
 
     def __call__(self, j):
         """C at integer grid indices ``j`` (B, n) -> (B, n)."""
         P = self.P
-        high = P.low_total + _IMF_B * (self._g(j.to(self.p.dtype)) - self.g0)
-        low = P.low_cum[j.clamp_max(P.n_low)]
-        return torch.where(j > P.n_low, high, low) / self.total
+        high = self._g(j).mul_(_IMF_B).add_(self.c_offset)
+        low = P.low_cum.index_select(0, j.clamp_max(P.n_low).view(-1)).view(j.shape)
+        return torch.where(j > P.n_low, high, low).div_(self.total)
 
 
-def _z_weights(P: _Prepared, z: torch.Tensor) -> torch.Tensor:
-    """(B, R) logarithmic metallicity weights of all tables (SN II then AGB), unclipped (§7.3)."""
+def _z_weights(P: _Prepared, z: torch.Tensor, log10_z: torch.Tensor | None = None) -> torch.Tensor:
+    """(R, B) logarithmic metallicity weights of all tables (SN II then AGB), unclipped (§7.3).
+
+    Batch-last: all operations run over contiguous rows of length B.
+    """
     B = z.shape[0]
-    lz = torch.log10(z)[:, None]  # -inf for z = 0
+    lz = (torch.log10(z) if log10_z is None else log10_z)[None, :]  # -inf for z = 0
     if P.snii_zero_table:  # z = 0 -> the Z = 0 table (node at log10(1e-10))
         lz = torch.where(lz == -math.inf, P.node_flat[0], lz)
-    t = torch.maximum(torch.minimum(lz, P.t_hi), P.t_lo)                       # (B, 2)
-    j_lo = (t[..., None] > P.inner_nodes).sum(-1) + P.node_offset             # (B, 2) flat index
-    lo = P.node_flat[j_lo]
-    hi = P.node_flat[j_lo + 1]
-    w_hi = (t - lo) / (hi - lo)
-    w = torch.zeros(B, P.node_flat.shape[0], dtype=z.dtype, device=z.device)
-    w.scatter_(1, j_lo, 1 - w_hi)
-    return w.scatter_add_(1, j_lo + 1, w_hi)
+    t = torch.maximum(torch.minimum(lz, P.t_hi[:, None]), P.t_lo[:, None])   # (2, B)
+    j_lo = (t > P.inner_nodes_t).sum(0).add_(P.node_offset[:, None])          # (2, B) flat index
+    flat = j_lo.view(-1)
+    lo = P.node_flat.index_select(0, flat).view(2, B)
+    hi = P.node_flat.index_select(0, flat + 1).view(2, B)
+    w_hi = (t - lo).div_(hi - lo)
+    w = torch.zeros(P.node_flat.shape[0], B, dtype=z.dtype, device=z.device)
+    w.scatter_(0, j_lo, 1 - w_hi)
+    return w.scatter_add_(0, j_lo + 1, w_hi)
 
 
-def _lifetime_coefficients(P: _Prepared, z: torch.Tensor) -> torch.Tensor:
+def _lifetime_coefficients(P: _Prepared, z: torch.Tensor, log10_z: torch.Tensor | None = None) -> torch.Tensor:
     """(B, 3) coefficients of ``log10(tau/yr) = c0 + c1 lM + c2 lM^2``; ``lZ = -5`` iff ``Z <= 0``."""
-    lz = torch.where(z > 0, torch.log10(z), -5.0)
-    return torch.stack([torch.ones_like(lz), lz, lz * lz], 1) @ P.lt
+    lz = torch.where(z > 0, torch.log10(z) if log10_z is None else log10_z, -5.0)[:, None]
+    r0, r1, r2 = P.lt_rows
+    return torch.addcmul(r0, lz, torch.addcmul(r1, lz, r2))
 
 
 def _alive_counts(P: _Prepared, c, log_age):
@@ -342,28 +370,38 @@ def _alive_counts(P: _Prepared, c, log_age):
     c0, c1, c2 = c[:, 0:1], c[:, 1:2], c[:, 2:3]
     q = c0 - log_age
     disc = torch.addcmul(c1 * c1, 4 * c2, q, value=-1).clamp_min_(0)
-    lm_star = (q / (0.5 * (disc.sqrt_() - c1))).clamp_(-1.5, 2.5)
-    k_est = torch.ceil_((torch.pow(10.0, lm_star) - P.x0) / P.dx)
-    base = (k_est - _WINDOW).clamp_(0, P.n_grid - 2 * _WINDOW).long()
-    idx = base[..., None] + torch.arange(2 * _WINDOW, device=base.device)
-    lm = torch.take(P.lm, idx)
-    log_tau = torch.addcmul(c0[..., None], torch.addcmul(c1[..., None], c2[..., None], lm), lm)
-    return base + (log_tau > log_age[..., None]).sum(-1)
+    lm_star = q.div_(disc.sqrt_().sub_(c1).mul_(0.5)).clamp_(-1.5, 2.5)
+    # (an estimate: rounding here cannot change the exact count below)
+    k_est = lm_star.mul_(math.log(10.0)).exp_().sub_(P.x0).div_(P.dx).ceil_()
+    base = k_est.sub_(_WINDOW).clamp_(0, P.n_grid - 2 * _WINDOW).long()
+    idx = base + P.window_offsets.view(-1, *([1] * base.dim()))              # (2W, B, L): base + w
+    lm = P.lm.index_select(0, idx.view(-1)).view(idx.shape)
+    alive = torch.addcmul(c0, torch.addcmul(c1, c2, lm), lm) > log_age
+    return alive.sum(0).add_(base)
 
 
-def _ssp_feedback(P: _Prepared, imf: _IMF, z, xb, ages, log_ages):
-    """Stellar (SN II + AGB) feedback per unit SSP mass at age steps 1..L: (B, 9, L) (§7.4).
+def _ssp_feedback(P: _Prepared, imf: _IMF, z, ages, log_ages, scale=None):
+    """Stellar (SN II + AGB) feedback per unit SSP mass at age steps 1..L: (B, L, 10) (§7.4).
 
-    With the SSP's effective yield per unit mass ``y_s`` of every segment ``s`` (metallicity weights
-    and birth composition applied) and the IMF mass ``m_s`` of the segments, the yield returned by
-    the grid points below index ``j`` (in segment ``s``) is
-    ``Phi(j) = sum_{s'<s} m_s' y_s' + (C[j] - C[lo_s]) y_s``; the stars dying in age step m are those
-    with index in ``[j_m, j_{m-1})``. Once the AGB channel is cut off (dying mass below 1 M☉),
-    indices are raised to the bottom of the SN II range so that only SN II stars count.
+    Columns 0..8 are the net yields of the elements, column 9 the unprocessed mass: the feedback of
+    an SSP with birth composition ``xb`` is ``out[..., :9] + out[..., 9:] * xb`` (it is linear in
+    ``xb``, which is therefore applied by the caller after the differencing below).
+
+    With the SSP's yield per unit mass ``y_s`` of every segment ``s`` (metallicity weights applied)
+    and the IMF mass ``m_s`` of the segments, the cumulative yield at the segment bounds is
+    ``K_s = sum_{s'<s} m_s' y_s'`` and the yield returned by the grid points below index ``j`` (in
+    segment ``s = [lo_s, hi_s)``) is the linear interpolation
+    ``Phi(j) = K_s + f (K_{s+1} - K_s)``, ``f = (C[j] - C[lo_s]) / m_s``; the stars dying in age
+    step m are those with index in ``[j_m, j_{m-1})``. Once the AGB channel is cut off (dying mass
+    below 1 M☉), indices are raised to the bottom of the SN II range so that only SN II stars count.
+    Layout: segment-major with contiguous 10-vectors; the pairs ``(K_s, K_{s+1})`` are overlapping
+    rows of one strided view, so the look-up at the L + 2 indices is a single ``index_select``.
     """
     B, L = ages.shape
-    ne = len(ELEMENTS)
-    c = _lifetime_coefficients(P, z)                                          # (B, 3)
+    nc = len(ELEMENTS) + 1
+    S = P.n_seg
+    log10_z = torch.log10(z)
+    c = _lifetime_coefficients(P, z, log10_z)                                 # (B, 3)
     alive = _alive_counts(P, c, log_ages).clamp_max_(P.n_grid - 1)           # x = 100 never dies
 
     # AGB cut-off (§7.4): the AGB channel is dropped from the first age step whose dying mass mu_m < 1.
@@ -375,21 +413,23 @@ def _ssp_feedback(P: _Prepared, imf: _IMF, z, xb, ages, log_ages):
     prev = torch.gather(torch.cat([top, alive], 1), 1, n_on).clamp_min_(P.agb_top_index)
     j = torch.cat([top, e, prev], 1)                                          # (B, L+2)
 
-    # effective yields per unit mass of every segment, (B, 9, S), and their exclusive cumulative sum
-    yu = (_z_weights(P, z) @ P.seg_yu).view(B, ne + 1, -1)
-    y = torch.addcmul(yu[:, :ne], yu[:, ne:], xb[:, :, None])
-    my = y * imf.seg_mass
-    cum = torch.cumsum(my, 2).sub_(my)
+    # cumulative IMF-weighted yields at the segment bounds K (B, S+1, 10), built in place
+    w = _z_weights(P, z, log10_z)                                             # (R, B)
+    if scale is not None:
+        w = w.mul_(scale)
+    cum = (w.T @ P.seg_yu_0).view(B, S + 1, nc)
+    cum.mul_(imf.seg_mass0).cumsum_(1)
+    pairs = cum.view(-1).as_strided((B * (S + 1) - 1, 2 * nc), (nc, 1))       # row r: (K_r, K_{r+1})
 
-    seg = P.seg_of_index[j]                                                   # (B, L+2)
-    g = (imf(j) - torch.gather(imf.bounds_c, 1, seg))[:, None, :]
-    seg9 = seg[:, None, :].expand(-1, ne, -1)
-    phi = torch.addcmul(torch.gather(cum, 2, seg9), torch.gather(y, 2, seg9), g)  # (B, 9, L+2)
-    out = phi[..., :L] - phi[..., 1:L + 1]
-    # at the first "off" step m* (column n_on) the upper point is raised too
-    col = n_on.clamp_max(L - 1)[:, None, :].expand(-1, ne, 1)
-    fix = (phi[..., L + 1:] - torch.gather(phi, 2, col)) * (n_on < L)[:, None, :]
-    return out.scatter_add_(2, col, fix)
+    seg = P.seg_of_index.index_select(0, j.view(-1)).view(B, L + 2)          # (B, L+2)
+    frac = (imf(j) - torch.gather(imf.bounds_c, 1, seg)).mul_(torch.gather(imf.inv_seg_mass, 1, seg))
+    rows = pairs.index_select(0, (seg + imf.row_offset).view(-1))
+    phi = torch.lerp(rows[:, :nc], rows[:, nc:], frac.view(-1, 1)).view(B, L + 2, nc)
+    out = phi[:, :L] - phi[:, 1:L + 1]
+    # at the first "off" step m* (row n_on) the upper point is raised too
+    col = n_on.clamp_max(L - 1)[:, :, None].expand(-1, 1, nc)
+    fix = (phi[:, L + 1:] - torch.gather(phi, 1, col)) * (n_on < L)[:, :, None]
+    return out.scatter_add_(1, col, fix)
 
 
 def _as_theta(theta, device, dtype) -> torch.Tensor:
@@ -429,7 +469,10 @@ def _imf_setup(P: _Prepared, alpha) -> _IMF:
     """IMF cumulative-mass evaluator with the cumulative mass at the segment bounds."""
     imf = _IMF(P, alpha)
     imf.bounds_c = imf(P.seg_bounds.expand(alpha.shape[0], -1))                # (B, S+1)
-    imf.seg_mass = (imf.bounds_c[:, 1:] - imf.bounds_c[:, :-1])[:, None, :]    # (B, 1, S)
+    seg_mass = imf.bounds_c[:, 1:] - imf.bounds_c[:, :-1]                        # (B, S)
+    imf.inv_seg_mass = 1 / seg_mass
+    imf.seg_mass0 = torch.cat([torch.zeros_like(seg_mass[:, :1]), seg_mass], 1)[:, :, None]  # (B, S+1, 1)
+    imf.row_offset = torch.arange(alpha.shape[0], device=alpha.device)[:, None] * (P.n_seg + 1)
     return imf
 
 
@@ -451,7 +494,8 @@ def ssp_feedback_table(yields: YieldSet, *, alpha_imf: float, metallicity: float
     n_ia = _snia_rates(torch.tensor([10.0 ** log10_n_ia], **kw), dt_t, n_ages + 1)
     with torch.no_grad():
         imf = _imf_setup(P, torch.tensor([float(alpha_imf)], **kw))
-        y = _ssp_feedback(P, imf, z, xb, ages, torch.log10(ages) + 9.0)[0].T
+        f = _ssp_feedback(P, imf, z, ages, torch.log10(ages) + 9.0)[0]
+        y = f[:, :-1] + f[:, -1:] * xb
         y = y + n_ia[0, 1:, None] * P.y_ia
     return torch.cat([torch.zeros(1, len(ELEMENTS), **kw), y])
 
@@ -500,56 +544,67 @@ def _run_chunk(theta: torch.Tensor, P: _Prepared, record: bool):
     imf = _imf_setup(P, alpha)
 
     # --- state (§4) ---
-    prim = P.primordial
-    ism = torch.zeros(B, nt, ne, **kw)
+    # The per-step state is kept batch-last, (28, 9, B) and (28, B): every per-step operation then
+    # runs over contiguous rows of length B (broadcasting over a short inner axis is slow on CPU).
+    prim = P.primordial[:, None]                                              # (9, 1)
+    ism = torch.zeros(nt, ne, B, **kw)
     cor = torch.zeros_like(ism)
-    corgas = torch.zeros(B, nt, **kw)
-    infall = torch.zeros(B, nt, **kw)
-    zmet = torch.zeros(B, nt, **kw)
-    fbuf = torch.zeros(B, ne, nt, **kw)                                      # feedback, (B, 9, 28)
-    sia = P.y_ia[:, None] * n_ia[:, None, :]                                  # SN Ia, (B, 9, 28)
-    gas_before_sf = torch.zeros(B, nt, **kw)
+    corgas = torch.zeros(nt, B, **kw)
+    infall = torch.zeros(nt, B, **kw)
+    zmet = torch.zeros(nt, B, **kw)
+    gas_before_sf = torch.zeros(nt, B, **kw)
+    # feedback entering the gas at each step, (B, 28, 9). The SN Ia part does not depend on the
+    # state: sum_{i<k} sfr_i nIa_{k-i} y_Ia, a convolution done once (nIa_0 = 0: no SN Ia at age 0).
+    ia = torch.zeros(B, nt, **kw)
+    for i in range(nt - 1):
+        ia[:, i + 1:].addcmul_(n_ia[:, 1:nt - i], sfr[:, i:i + 1])
+    fbuf = ia[:, :, None] * P.y_ia                                            # (B, 28, 9)
     sfe_dt = sfe * dt
-    need = sfr / sfe_dt[:, None]
+    sfr_t = sfr.T.contiguous()                                                # (28, B)
+    need_t = (sfr / sfe_dt[:, None]).T.contiguous()
     sfr0 = sfr[:, 0]
     i0 = torch.maximum(1.0000001 * sfr0, sfr0 / sfe_dt)
-    ism[:, 0] = prim * i0[:, None] * (1 - sfr0 / i0)[:, None]
-    corgas[:, 0] = sfr0 + (1 / frac - i0)
-    cor[:, 0] = prim * corgas[:, 0, None]
-    infall[:, 0] = i0
-    gas_before_sf[:, 0] = i0
-    f_out_c = f_out[:, None]
-    f_in_c = 1 - f_out_c
+    ism[0] = prim * i0 * (1 - sfr0 / i0)
+    corgas[0] = sfr0 + (1 / frac - i0)
+    cor[0] = prim * corgas[0]
+    infall[0] = i0
+    gas_before_sf[0] = i0
+    f_in = 1 - f_out
+    metal_and_all = P.metal_and_all.T.contiguous()                            # (2, 9)
 
     for i in range(nt - 1):
         length = nt - 1 - i
-        mz = ism[:, i] @ P.metal_and_all                                    # metals, all (B, 2)
-        zmet[:, i] = mz[:, 0] / mz[:, 1]
-        prev = ism[:, max(i - 1, 0)]
-        xb = prev / prev.sum(1, keepdim=True)
-        y = _ssp_feedback(P, imf, zmet[:, i], xb, time[:, 1:length + 1], log_ages[:, :length])
-        fbuf[..., i + 1:].addcmul_(y.add_(sia[..., 1:length + 1]), sfr[:, i, None, None])
+        mz = metal_and_all @ ism[i]                                           # metals, all (2, B)
+        torch.div(mz[0], mz[1], out=zmet[i])
+        prev = ism[max(i - 1, 0)]
+        xb = (prev / prev.sum(0)).T.contiguous()                              # (B, 9)
+        # feedback of the SSP born now (mass sfr_i), (B, L, 10)
+        y = _ssp_feedback(P, imf, zmet[i], time[:, 1:length + 1], log_ages[:, :length], sfr_t[i])
+        fb = fbuf[:, i + 1:]
+        fb.add_(y[..., :ne])
+        fb.addcmul_(y[..., ne:], xb[:, None, :])
 
         k = i + 1
-        f = fbuf[..., k]
-        s_k = sfr[:, k]
-        new = torch.addcmul(ism[:, i], f_in_c, f)
-        c_el = torch.addcmul(torch.addcmul(cor[:, i], f_out_c, f), prim, s_k[:, None])
-        c_gas = corgas[:, i] + s_k + f_out * f.sum(1)
-        there = new.sum(1)
-        inf = ((need[:, k] - there) * 1.00000001).clamp_min_(0)
+        f = fbuf[:, k].T.contiguous()                                         # (9, B)
+        s_k = sfr_t[k]
+        new = torch.addcmul(ism[i], f_in, f)
+        c_el = torch.addcmul(torch.addcmul(cor[i], f_out, f), prim, s_k)
+        c_gas = corgas[i] + s_k + f_out * f.sum(0)
+        there = new.sum(0)
+        inf = ((need_t[k] - there) * 1.00000001).clamp_min_(0)
         inf = torch.where(inf + there <= s_k, 1.01 * (s_k - there), inf)
-        inf = torch.minimum(inf, c_gas)
-        moved = c_el * (inf / c_gas)[:, None]
+        inf = torch.minimum(inf, c_gas, out=infall[k])
+        moved = c_el * (inf / c_gas)
         new += moved
-        cor[:, k] = c_el - moved
-        corgas[:, k] = c_gas - inf
-        infall[:, k] = inf
-        gas = new.sum(1)
-        gas_before_sf[:, k] = gas
-        ism[:, k] = new * (1 - s_k / gas)[:, None]
-    mz = ism[:, nt - 1] @ P.metal_and_all
-    zmet[:, nt - 1] = mz[:, 0] / mz[:, 1]
+        torch.sub(c_el, moved, out=cor[k])
+        torch.sub(c_gas, inf, out=corgas[k])
+        gas = torch.sum(new, 0, out=gas_before_sf[k])
+        torch.mul(new, 1 - s_k / gas, out=ism[k])
+    mz = metal_and_all @ ism[nt - 1]
+    torch.div(mz[0], mz[1], out=zmet[nt - 1])
+    # back to batch-first
+    ism, cor = ism.permute(2, 0, 1), cor.permute(2, 0, 1)
+    corgas, infall, zmet, gas_before_sf = corgas.T, infall.T, zmet.T, gas_before_sf.T
 
     # --- acceptance (§1.3, §4.4) and output (§9) ---
     tested = steps[None, :] < (n_steps - 1)[:, None]
@@ -563,9 +618,10 @@ def _run_chunk(theta: torch.Tensor, P: _Prepared, record: bool):
     out = torch.where(valid[:, None], out, torch.full_like(out, float("nan")))
     if not record:
         return out, valid
+    c = torch.Tensor.contiguous
     return GCERun(theta=theta, time=time, n_steps=n_steps, sfr=sfr, frac=frac, sfr_birth_ratio=ratio,
-                  ism=ism, corona=cor, corona_gas=corgas, infall=infall, metallicity=zmet,
-                  feedback=fbuf.transpose(1, 2).contiguous(),
+                  ism=c(ism), corona=c(cor), corona_gas=c(corgas), infall=c(infall), metallicity=c(zmet),
+                  feedback=fbuf,
                   n_snia=n_ia, valid=valid, abundances=out)
 
 
@@ -578,7 +634,7 @@ def run_model(theta, yields: YieldSet, *, device=None, dtype=torch.float64) -> G
         return _run_chunk(t, _prepared(yields, device, dtype), record=True)
 
 
-def simulate(theta, yields: YieldSet, *, chunk_size: int = 1024, n_workers: int | None = None, device=None,
+def simulate(theta, yields: YieldSet, *, chunk_size: int = 2048, n_workers: int | None = None, device=None,
              dtype=torch.float64):
     """Abundances CHEMPY reports at the birth time, for a batch of parameter sets.
 
@@ -589,12 +645,13 @@ def simulate(theta, yields: YieldSet, *, chunk_size: int = 1024, n_workers: int 
         ``log10_SFR_scale`` (Gyr), ``outflow_fraction``, ``birth_time`` (Gyr). A single (6,) vector
         is treated as N = 1.
     yields : a :class:`~galaxy_sbi.chem.yields.YieldSet` (e.g. from :func:`load_chempy_yields`).
-    chunk_size : rows simulated at once (memory ~ 0.1 MB per row; ~1000 keeps the working set in the
-        CPU caches; on a GPU pass a much larger value, e.g. 65536).
-    n_workers : on CPU, chunks are run by this many threads, each with single-threaded torch ops
-        (``torch.set_num_threads(1)`` for the duration of the call, restored afterwards); this scales
-        better than torch's intra-op threads for these small tensors and degrades gracefully on a
-        busy machine. Default: ``torch.get_num_threads()``. Ignored on other devices.
+    chunk_size : rows simulated at once (memory ~ 0.05 MB per row; 1000-4000 balances per-op
+        overhead against cache traffic on CPU; on a GPU pass a much larger value, e.g. 65536).
+    n_workers : on CPU, chunks are run by this many threads. On CPU torch ops always run
+        single-threaded (``torch.set_num_threads(1)`` for the duration of the call, restored
+        afterwards, also for one worker): intra-op threads are much slower for these small tensors,
+        and worker threads degrade gracefully on a busy machine. Default: ``torch.get_num_threads()``.
+        Ignored on other devices.
     device, dtype : torch device (default: that of ``theta``, else CPU) and float type (float64;
         the step-2 ``N < 0`` rejection test is a sign test on small numbers).
 
@@ -627,17 +684,22 @@ def simulate(theta, yields: YieldSet, *, chunk_size: int = 1024, n_workers: int 
         with torch.no_grad():
             return _run_chunk(t[start:start + chunk_size], P, record=False)
 
-    if workers > 1 and len(starts) > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
+    # On CPU the ops run single-threaded in every case: for these small tensors torch's intra-op
+    # threads cost far more than they gain (~10x slower on a busy 2-core machine).
+    cpu = device.type == "cpu"
+    if cpu:
         torch.set_num_threads(1)
-        try:
+    try:
+        if workers > 1 and len(starts) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
             with ThreadPoolExecutor(min(workers, len(starts))) as pool:
                 results = list(pool.map(run, starts))
-        finally:
+        else:
+            results = [run(s) for s in starts]
+    finally:
+        if cpu:
             torch.set_num_threads(threads)
-    else:
-        results = [run(s) for s in starts]
     if results:
         out = torch.cat([r[0] for r in results])
         valid = torch.cat([r[1] for r in results])
