@@ -28,6 +28,9 @@ except ConfigError as exc:
 
 include: "workflow/rules/ssp.smk"
 include: "workflow/rules/spectra.smk"
+include: "workflow/rules/encoder.smk"
+include: "workflow/rules/chem.smk"
+include: "workflow/rules/posterior.smk"
 
 
 rule all:
@@ -35,3 +38,6 @@ rule all:
     input:
         rules.ssp.input,
         rules.spectra.input,
+        rules.latents.input,
+        rules.chem.input,
+        rules.posterior.input,

@@ -84,6 +84,31 @@ BAD_CONFIGS = [
     ("spectra.normalisation", "mean", "spectra.normalisation"),
     ("spectra.complevel", 10, "spectra.complevel"),
     ("spectra.age_edges", "extrapolate", "spectra.age_edges"),
+    ("encoder", _DELETE, "'encoder' is a required property"),
+    ("encoder.filters", [16, 32], "encoder.filters"),
+    ("encoder.filters", [16, 32, 63], "encoder.filters[-1] must be even"),
+    ("encoder.learning_rate", 0, "encoder.learning_rate"),
+    ("encoder.loss", "l1", "encoder.loss"),
+    ("encoder.accelerator", "tpu", "encoder.accelerator"),
+    ("encoder.augmentation.snr_range", [100.0, 10.0], "encoder.augmentation.snr_range must be [low, high]"),
+    ("encoder.augmentation.snr_range", [0.0, 10.0], "encoder.augmentation.snr_range[0]"),
+    ("encoder.augmentation.enable", True, "unknown key 'encoder.augmentation.enable'"),
+    ("latents.umap.n_neighbors", 1, "latents.umap.n_neighbors"),
+    ("latents.umap_samples", 10, "unknown key 'latents.umap_samples'"),
+    # the chem: section (the CHEMPY graph)
+    ("chem.simulate.n_trian", 10, "unknown key 'chem.simulate.n_trian'"),
+    ("chem.yields.source", "tng", "chem.yields.source"),
+    ("chem.priors.mean", [-2.3, -2.89], "chem.priors.mean"),
+    ("chem.npe.joint.model", "gan", "chem.npe.joint.model"),
+    ("chem.multistar.star_counts", [1, 5000], "chem.multistar.star_counts"),
+    ("chem.priors.birth_time_gyr", [13.0, 2.0], "chem.priors.birth_time_gyr"),
+    ("chem.yields", {"source": "chempy", "preset": "tng_like", "directory": None}, "chem.yields.directory"),
+    # the npe: and evaluation: sections (ANPE posteriors)
+    ("npe.model", "gan", "npe.model"),
+    ("npe.parametrisation", "ratios", "npe.parametrisation"),
+    ("npe.hiden_features", 8, "unknown key 'npe.hiden_features'"),
+    ("evaluation.snr", [0.0], "evaluation.snr"),
+    ("evaluation.reconstruction.ends", "pchip", "evaluation.reconstruction.ends"),
 ]
 
 

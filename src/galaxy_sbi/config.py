@@ -67,6 +67,9 @@ def _check_cross_keys(config: Mapping[str, Any]) -> None:
             f"ssp.metallicities [{lo}, {hi}]; interpolation never extrapolates"
         )
     _check_sfh_spectra(config)
+    if "chem" in config:
+        _check_chem(config["chem"])
+    _check_encoder(config)
 
 
 def _check_sfh_spectra(config: Mapping[str, Any]) -> None:
@@ -90,6 +93,39 @@ def _check_sfh_spectra(config: Mapping[str, Any]) -> None:
     total = split["train"] + split["validation"] + split["test"]
     if abs(total - 1.0) > 1e-6:
         raise ConfigError(f"invalid config: spectra.split fractions must sum to 1, got {total:g} ({split})")
+
+
+def _check_encoder(config: Mapping[str, Any]) -> None:
+    """Cross-key rules of the encoder: section."""
+    enc = config["encoder"]
+    if enc["filters"][-1] % 2:
+        raise ConfigError(
+            f"invalid config: encoder.filters[-1] must be even (its channels are split in half into features and "
+            f"attention weights), got {enc['filters'][-1]}"
+        )
+    aug = enc["augmentation"]
+    for key, (lo, hi) in (("snr_range", aug["snr_range"]), ("sigma_kms_range", aug["sigma_kms_range"]),
+                          ("mask.width_angstrom", aug["mask"]["width_angstrom"])):
+        if lo > hi:
+            raise ConfigError(f"invalid config: encoder.augmentation.{key} must be [low, high], got {[lo, hi]}")
+
+
+def _check_chem(chem: Mapping[str, Any]) -> None:
+    """Cross-key rules of the chem: section."""
+    for key in ("yields", "alternative_yields"):
+        if chem[key]["source"] == "chempy" and not chem[key]["directory"]:
+            raise ConfigError(f"invalid config: chem.{key}.directory must name a CHEMPY yield folder when "
+                              f"chem.{key}.source is chempy")
+    lo, hi = chem["priors"]["birth_time_gyr"]
+    if lo >= hi:
+        raise ConfigError(f"invalid config: chem.priors.birth_time_gyr must be [low, high], got {[lo, hi]}")
+    ms = chem["multistar"]
+    if max(ms["star_counts"]) > ms["n_stars"]:
+        raise ConfigError(f"invalid config: chem.multistar.star_counts {ms['star_counts']} exceed "
+                          f"chem.multistar.n_stars = {ms['n_stars']}")
+    if chem["simulate"]["chunks"] > chem["simulate"]["n_validation"]:
+        raise ConfigError("invalid config: chem.simulate.chunks must not exceed chem.simulate.n_validation "
+                          "(every chunk holds part of both sets)")
 
 
 def config_hash(section: Any) -> str:

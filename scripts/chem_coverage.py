@@ -1,0 +1,42 @@
+"""Coverage of both multi-star combinations over many mock galaxies (our simulator, training yields)."""
+import json
+import logging
+
+import numpy as np
+import torch
+
+from galaxy_sbi.chem import multistar, npe
+from galaxy_sbi.chem.datasets import load_yields
+from galaxy_sbi.chem.priors import Priors
+from galaxy_sbi.inference.calibration import empirical_coverage
+from galaxy_sbi.plots import plot_chem_coverage
+from galaxy_sbi.workflow import run_script
+
+
+def main(smk):
+    log = logging.getLogger("chem_coverage")
+    torch.set_num_threads(smk.threads)
+    p = smk.params
+    priors = Priors.from_config(p.priors)
+    joint, _ = npe.load_posterior(smk.input.joint)
+    glob, _ = npe.load_posterior(smk.input.glob)
+    rng = np.random.default_rng(np.random.SeedSequence([p.seed, 7005]))
+    res = multistar.coverage_study(load_yields(p.yields), priors, joint, glob, n_galaxies=p.coverage["n_galaxies"],
+                                   star_counts=p.coverage["star_counts"], noise_dex=p.noise_dex,
+                                   n_samples=p.multistar["n_samples"], n_grid=p.multistar["n_grid"], rng=rng, log=log)
+    levels = np.linspace(0, 1, 21)
+    summary = {"n_galaxies": p.coverage["n_galaxies"], "levels": levels.tolist(), "methods": {}}
+    for method in ("gaussian", "grid"):
+        cred = res[f"credibility_{method}"]
+        summary["methods"][method] = {
+            str(n): {"coverage": empirical_coverage(cred[:, j], levels).tolist(),
+                     "coverage_68": float(empirical_coverage(cred[:, j], [0.68])[0]),
+                     "coverage_95": float(empirical_coverage(cred[:, j], [0.95])[0])}
+            for j, n in enumerate(res["star_counts"])}
+    np.savez(smk.output.data, **res)
+    with open(smk.output.metrics, "w") as f:
+        json.dump(summary, f, indent=2)
+    plot_chem_coverage(res, levels, smk.output.png)
+
+
+run_script(main, snakemake)  # noqa: F821

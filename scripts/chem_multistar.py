@@ -1,0 +1,35 @@
+"""Global parameters of one data set's galaxy from 1 ... N stars: the study's Gaussian product and the grid."""
+import json
+import logging
+
+import numpy as np
+import torch
+
+from galaxy_sbi.chem import multistar, npe
+from galaxy_sbi.chem.priors import Priors
+from galaxy_sbi.workflow import run_script
+
+
+def main(smk):
+    log = logging.getLogger("chem_multistar")
+    torch.set_num_threads(smk.threads)
+    p = smk.params
+    priors = Priors.from_config(p.priors)
+    joint, _ = npe.load_posterior(smk.input.joint)
+    glob, _ = npe.load_posterior(smk.input.glob)
+    with np.load(smk.input.data) as d:
+        obs, truth, note = d["obs"], d["truth"], str(d["note"])
+    ms = p.multistar
+    counts = sorted({min(n, len(obs)) for n in ms["star_counts"]})  # a smaller data set stops at its size
+    res = multistar.infer_vs_nstars(obs, counts, joint, glob, priors, truth, n_samples=ms["n_samples"],
+                                    n_grid=ms["n_grid"], seed=p.seed)
+    for r in res["rows"]:
+        log.info("N=%d gaussian %s +- %s | grid %s +- %s", r["n_stars"], np.round(r["gaussian_mean"], 4),
+                 np.round(r["gaussian_sd"], 4), np.round(r["grid_mean"], 4), np.round(r["grid_sd"], 4))
+    log.info("timing: %s", res["timing"])
+    out = {"dataset": smk.wildcards.dataset, "note": note, "truth": truth.tolist(), **res}
+    with open(smk.output.result, "w") as f:
+        json.dump(out, f, indent=2, default=lambda a: np.asarray(a).tolist())
+
+
+run_script(main, snakemake)  # noqa: F821

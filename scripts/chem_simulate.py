@@ -1,0 +1,30 @@
+"""One chunk of simulator runs from the uniform training box: accepted sets of the training and validation sets."""
+import logging
+
+import numpy as np
+import torch
+
+from galaxy_sbi.chem.datasets import OBS_LABELS, load_yields, simulate_valid
+from galaxy_sbi.chem.priors import Priors
+from galaxy_sbi.workflow import run_script
+
+
+def main(smk):
+    log = logging.getLogger("chem_simulate")
+    torch.set_num_threads(smk.threads)
+    p = smk.params
+    chunk = int(smk.wildcards.chunk)
+    priors = Priors.from_config(p.priors)
+    yields = load_yields(p.yields)
+    rng = np.random.default_rng(np.random.SeedSequence([p.seed, 7001, chunk]))
+    out = {}
+    for split, total in (("train", p.simulate["n_train"]), ("validation", p.simulate["n_validation"])):
+        n = len(np.array_split(np.arange(total), p.simulate["chunks"])[chunk])
+        theta, x, acc = simulate_valid(priors.draw_uniform, n, yields, rng)
+        out[f"theta_{split}"], out[f"x_{split}"] = theta, x
+        log.info("chunk %d %s: %d accepted sets (acceptance %.2f)", chunk, split, n, acc)
+        out[f"acceptance_{split}"] = acc
+    np.savez(smk.output.chunk, **out, labels=np.array(OBS_LABELS))
+
+
+run_script(main, snakemake)  # noqa: F821

@@ -1,0 +1,212 @@
+"""Observed abundance vectors and the multi-star data sets.
+
+Observables. The simulator returns 9 numbers, [C/Fe], [Fe/H], [H/Fe], [He/Fe], [Mg/Fe], [N/Fe], [Ne/Fe],
+[O/Fe], [Si/Fe]; [H/Fe] = -[Fe/H] exactly (chem-model.md 1.2), so it carries no information and only
+double-counts [Fe/H]'s noise. It is dropped everywhere (emulator output, NPE input, observations), which
+also makes the TNG mock (8 elements, no H) map one-to-one: :data:`OBS_LABELS`.
+
+Data sets of one galaxy (1,000 stars sharing alpha_IMF and log10_N_Ia, local parameters from the
+population prior, 0.05 dex Gaussian noise):
+
+* ``simulator``: our simulator with the training yields;
+* ``simulator_alt``: our simulator with the alternative yields (misspecified);
+* ``tng``: the IllustrisTNG galaxy 523071 (Mock_Data_TNG.npz; its own noise, truth = the study's values);
+* ``vice``: stars of ``vice.singlezone`` runs, a different code (see :func:`vice_galaxy` for the mapping).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from .gce import OUTPUT_LABELS, simulate
+from .priors import Priors
+
+log = logging.getLogger(__name__)
+
+#: Observables: the simulator's outputs without the redundant [H/Fe] column.
+OBS_LABELS: tuple[str, ...] = tuple(lab for lab in OUTPUT_LABELS if lab != "[H/Fe]")
+KEEP = [i for i, lab in enumerate(OUTPUT_LABELS) if lab != "[H/Fe]"]
+#: element symbol -> observable label (Fe is [Fe/H], the rest [X/Fe])
+ELEMENT_TO_LABEL = {lab.strip("[]").split("/")[0]: lab for lab in OBS_LABELS}
+
+
+def drop_h(abundances: np.ndarray) -> np.ndarray:
+    """(N, 9) simulator outputs -> (N, 8) observables."""
+    return np.asarray(abundances)[:, KEEP]
+
+
+def simulate_valid(theta_draw, n: int, yields, rng: np.random.Generator, max_rounds: int = 20):
+    """Draw parameter sets with ``theta_draw(m, rng)`` and simulate until ``n`` are accepted.
+
+    Returns (theta (n, 6), observables (n, 8), acceptance fraction)."""
+    thetas, xs, tried = [], [], 0
+    need = n
+    for _ in range(max_rounds):
+        m = int(need * 1.3) + 16
+        th = theta_draw(m, rng)
+        ab, ok = simulate(th, yields)
+        tried += m
+        thetas.append(th[ok])
+        xs.append(drop_h(ab[ok]))
+        need -= int(ok.sum())
+        if need <= 0:
+            break
+    theta, x = np.concatenate(thetas)[:n], np.concatenate(xs)[:n]
+    if len(theta) < n:
+        raise RuntimeError(f"only {len(theta)} of {n} parameter sets accepted by the simulator")
+    return theta, x, (sum(len(t) for t in thetas) / tried)
+
+
+def simulated_galaxy(yields, priors: Priors, global_values, n_stars: int, noise_dex: float,
+                     rng: np.random.Generator):
+    """One galaxy: stars with shared globals, local parameters from the population prior, noisy observables.
+
+    Returns dict(theta (n, 6), true (n, 8), obs (n, 8), acceptance)."""
+    theta, x, acc = simulate_valid(lambda m, r: priors.draw_population(m, r, global_values), n_stars, yields, rng)
+    return {"theta": theta, "true": x, "obs": x + rng.normal(0.0, noise_dex, x.shape), "acceptance": acc}
+
+
+def load_tng_mock(path) -> dict:
+    """The TNG galaxy: columns mapped by element name onto :data:`OBS_LABELS`."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"chem.multistar.tng_mock: file not found: {path}")
+    with np.load(path, allow_pickle=False) as d:
+        missing = {"elements", "abundances"} - set(d.files)
+        if missing:
+            raise InputError(f"{path}: missing arrays {sorted(missing)} (expected elements, abundances)")
+        elements = [str(e) for e in d["elements"]]
+        unknown = [e for e in ELEMENT_TO_LABEL if e not in elements]
+        if unknown:
+            raise InputError(f"{path}: elements {unknown} missing (has {elements}; needs {list(ELEMENT_TO_LABEL)})")
+        order = [elements.index(lab.strip("[]").split("/")[0]) for lab in OBS_LABELS]
+        obs = d["abundances"][:, order].astype(float)
+        true = d["true_abuns"][:, order].astype(float) if "true_abuns" in d.files else np.full_like(obs, np.nan)
+        birth = d["true_time"] if "true_time" in d.files else np.full(len(obs), np.nan)
+    keep = np.isfinite(obs).all(1)
+    return {"obs": obs[keep], "true": true[keep], "birth_time": birth[keep], "source": str(path)}
+
+
+def _chabrier_power_law(alpha_imf: float):
+    """CHEMPY's IMF shape: Chabrier (2003) log-normal below 1 Msun, power law m^alpha above (continuous)."""
+    import math
+
+    mc, s = 0.079, 0.69
+
+    def lognormal(m):
+        return math.exp(-((math.log10(m) - math.log10(mc)) ** 2) / (2 * s * s)) / m
+
+    norm = lognormal(1.0)
+
+    def imf(m):
+        return lognormal(m) if m < 1.0 else norm * m ** alpha_imf
+
+    return imf
+
+
+def vice_galaxy(global_values, priors: Priors, n_stars: int, n_runs: int, noise_dex: float,
+                rng: np.random.Generator, workdir, preset: str = "tng_like", dt: float = 0.05) -> dict:
+    """Stars of ``n_runs`` VICE one-zone runs (a different GCE code) with the galaxy's global parameters.
+
+    Mapping CHEMPY -> VICE (honest where possible, approximate where VICE has no equivalent):
+
+    * alpha_IMF: VICE takes a callable IMF; we pass CHEMPY's shape (Chabrier log-normal below 1 Msun, power
+      law m^alpha_IMF above). The CCSN yields are re-integrated over that IMF
+      (``vice.yields.ccsne.fractional(..., IMF=callable)``) from the preset's study; AGB yields are tables
+      that VICE integrates over the run's IMF itself.
+    * log10_N_Ia: SN Ia yields per unit mass formed = 10^log10_N_Ia x mass per event of the preset's SN Ia
+      model (``vice.yields.sneia.single``); DTD t^-1.12 after 0.04 Gyr as in CHEMPY (VICE normalises it
+      over its own time horizon, CHEMPY up to 13.8 Gyr: a few per cent difference in the Ia count).
+    * local parameters: one draw per run from the population prior; SFR history gamma(shape 2, scale s)
+      (``mode="sfr"``), gas = SFR / SFE (tau_star = 1/SFE), no mass-loaded wind (eta = 0) and a fraction
+      1 - f_out of all ejecta retained by the ISM (``entrainment``) as CHEMPY's outflow fraction.
+    * birth times: stars are sampled from each run's output at times drawn in proportion to its SFR in
+      [t_min, t_max]; the observables are VICE's [X/Fe] and [Fe/H] (Asplund 2009 solar scale, as CHEMPY).
+
+    Not mapped: CHEMPY's corona/infall bookkeeping, its time grid, its SN Ia hydrogen accretion. So this data
+    set is a misspecification test by construction, not a reproduction.
+    """
+    import vice
+
+    elements = ("c", "fe", "he", "mg", "n", "ne", "o", "si")
+    alpha, log_nia = map(float, global_values)
+    imf = _chabrier_power_law(alpha)
+    from .yields import VICE_PRESETS
+
+    cfg = VICE_PRESETS[preset]
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for e in elements:
+            try:
+                y, _ = vice.yields.ccsne.fractional(e, study=cfg["ccsne"], MoverH=0, IMF=imf, m_upper=100, m_lower=0.08)
+            except Exception:  # element not in the study
+                y = 0.0
+            vice.yields.ccsne.settings[e] = float(y)
+            try:
+                m_ia = float(vice.yields.sneia.single(e, study=cfg["sneia"], model=cfg["sneia_model"]))
+            except Exception:
+                m_ia = 0.0
+            vice.yields.sneia.settings[e] = 10.0 ** log_nia * m_ia
+            try:
+                vice.yields.agb.settings[e] = cfg["agb"]
+            except Exception:  # study without this element: no AGB contribution
+                vice.yields.agb.settings[e] = lambda m, z: 0.0
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    per_run = np.diff(np.linspace(0, n_stars, n_runs + 1).round().astype(int))
+    obs_all, theta_all = [], []
+    t_lo, t_hi = priors.birth_time
+    for r, n_r in enumerate(per_run):
+        loc = priors.draw_population(1, rng)[0]
+        sfe, scale, f_out = 10.0 ** loc[2], 10.0 ** loc[3], loc[4]
+
+        def sfr(t, scale=scale):
+            return 1e9 * t * np.exp(-t / scale) / scale ** 2 + 1e-3  # Msun/yr, gamma shape 2
+
+        sz = vice.singlezone(name=str(workdir / f"run{r}"), elements=elements, IMF=imf, mode="sfr", func=sfr,
+                             tau_star=1.0 / sfe, eta=0.0, delay=0.04, RIa=lambda t: t ** -1.12, dt=dt,
+                             Mg0=1e8, verbose=False)
+        for ch in ("ccsne", "sneia", "agb"):
+            for e in elements:
+                getattr(sz.entrainment, ch)[e] = 1.0 - f_out
+        out = sz.run(np.arange(0.0, t_hi + dt, dt), overwrite=True, capture=True)
+        hist = out.history
+        time = np.asarray(hist["time"])
+        rate = np.asarray(hist["sfr"])
+        inside = (time >= t_lo) & (time <= t_hi)
+        p = np.where(inside, rate, 0.0)
+        idx = rng.choice(len(time), size=n_r, p=p / p.sum())
+        cols = []
+        for lab in OBS_LABELS:
+            el = lab.strip("[]").split("/")[0].lower()
+            cols.append(np.asarray(hist["[fe/h]"]) if el == "fe" else np.asarray(hist[f"[{el}/fe]"]))
+        x = np.column_stack(cols)[idx]
+        th = np.tile(np.append(loc[:5], 0.0), (n_r, 1))
+        th[:, :2] = global_values
+        th[:, 5] = time[idx]
+        obs_all.append(x)
+        theta_all.append(th)
+        log.info("vice run %d: SFE %.3f /Gyr, SFR scale %.2f Gyr, f_out %.2f -> %d stars", r, sfe, scale, f_out, n_r)
+    true = np.concatenate(obs_all)
+    good = np.isfinite(true).all(1)
+    true = true[good]
+    return {"theta": np.concatenate(theta_all)[good], "true": true,
+            "obs": true + rng.normal(0.0, noise_dex, true.shape)}
+
+
+def load_yields(cfg) -> "object":
+    """Yield set from a config mapping {source: vice|chempy, preset, directory}."""
+    from .yields import load_chempy_yields, load_vice_yields
+
+    if cfg["source"] == "chempy":
+        directory = Path(cfg["directory"])
+        if not directory.is_dir():
+            raise InputError(f"CHEMPY yield folder not found: {directory}")
+        return load_chempy_yields(directory)
+    return load_vice_yields(cfg["preset"])

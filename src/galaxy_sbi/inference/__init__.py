@@ -1,0 +1,1 @@
+"""Inference tools shared by the rule graphs (calibration: SBC ranks, coverage, TARP)."""

@@ -1,0 +1,269 @@
+# The CHEMPY study (seed 001): simulate -> emulator -> NPE -> calibration -> multi-star inference -> results/chem/
+# `snakemake --cores 2 chem` runs this graph alone.
+import logging
+
+CHEM = config["chem"]
+CHEM_CHUNKS = range(CHEM["simulate"]["chunks"])
+CHEM_SKIPPED = []
+CHEM_DATASETS = ["simulator", "simulator_alt"]
+if CHEM["multistar"]["tng_mock"]:
+    CHEM_DATASETS.append("tng")
+else:
+    CHEM_SKIPPED.append("tng: chem.multistar.tng_mock is null (the TNG galaxy is a user file, e.g. Mock_Data_TNG.npz)")
+if CHEM["multistar"]["vice"]["enabled"]:
+    CHEM_DATASETS.append("vice")
+else:
+    CHEM_SKIPPED.append("vice: chem.multistar.vice.enabled is false")
+for _note in CHEM_SKIPPED:
+    logging.getLogger("chem").warning("chem data set skipped: %s", _note)
+
+
+wildcard_constraints:
+    chunk=r"\d+",
+    kind="joint|global",
+    dataset="simulator|simulator_alt|tng|vice",
+
+
+rule chem_simulate:
+    """One chunk of simulator runs from the uniform training box (accepted sets only)."""
+    output:
+        chunk="results/chem/simulations/chunk_{chunk}.npz",
+    params:
+        seed=config["seed"],
+        priors=CHEM["priors"],
+        yields=CHEM["yields"],
+        simulate=CHEM["simulate"],
+    log:
+        "logs/chem/simulate_{chunk}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    script:
+        "../../scripts/chem_simulate.py"
+
+
+rule chem_collect:
+    """Training and validation sets of the simulator in one netCDF."""
+    input:
+        chunks=expand("results/chem/simulations/chunk_{chunk}.npz", chunk=CHEM_CHUNKS),
+    output:
+        simulations="results/chem/simulations.nc",
+    params:
+        chem={k: CHEM[k] for k in ("priors", "yields", "simulate")},
+    log:
+        "logs/chem/collect.log",
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    script:
+        "../../scripts/chem_collect.py"
+
+
+rule chem_emulator:
+    """Lightning MLP emulator of the simulator; validation APE, loss curve."""
+    input:
+        simulations=rules.chem_collect.output.simulations,
+    output:
+        model="results/chem/emulator.pt",
+        metrics="results/chem/emulator_metrics.json",
+        loss=report("results/chem/emulator_loss.png", caption="../report/chem_emulator.rst", category="6. Chemistry"),
+        ape=report("results/chem/emulator_ape.png", caption="../report/chem_emulator.rst", category="6. Chemistry"),
+    params:
+        seed=config["seed"],
+        priors=CHEM["priors"],
+        emulator=CHEM["emulator"],
+    log:
+        "logs/chem/emulator.log",
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=120,
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    script:
+        "../../scripts/chem_emulator.py"
+
+
+rule chem_npe:
+    """NPE on noisy emulator draws: joint (six parameters) or global (alpha_IMF, log10_N_Ia)."""
+    input:
+        emulator=rules.chem_emulator.output.model,
+    output:
+        posterior="results/chem/npe_{kind}.pt",
+    params:
+        seed=config["seed"],
+        priors=CHEM["priors"],
+        npe=CHEM["npe"],
+    log:
+        "logs/chem/npe_{kind}.log",
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime=240,
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    script:
+        "../../scripts/chem_npe.py"
+
+
+rule chem_npe_evaluate:
+    """The joint NPE on the simulator's validation set: APE per parameter, SBC ranks, TARP."""
+    input:
+        posterior="results/chem/npe_joint.pt",
+        simulations=rules.chem_collect.output.simulations,
+    output:
+        metrics="results/chem/npe_metrics.json",
+        sbc=report("results/chem/npe_sbc.png", caption="../report/chem_npe.rst", category="6. Chemistry"),
+        tarp=report("results/chem/npe_tarp.png", caption="../report/chem_npe.rst", category="6. Chemistry"),
+    params:
+        seed=config["seed"],
+        npe=CHEM["npe"],
+    log:
+        "logs/chem/npe_evaluate.log",
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime=60,
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    script:
+        "../../scripts/chem_npe_evaluate.py"
+
+
+rule chem_dataset:
+    """Observables of the stars of one galaxy (one data set)."""
+    output:
+        data="results/chem/datasets/{dataset}.npz",
+    params:
+        seed=config["seed"],
+        priors=CHEM["priors"],
+        yields=CHEM["yields"],
+        alternative_yields=CHEM["alternative_yields"],
+        multistar=CHEM["multistar"],
+        noise_dex=CHEM["npe"]["noise_dex"],
+    log:
+        "logs/chem/dataset_{dataset}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    script:
+        "../../scripts/chem_dataset.py"
+
+
+rule chem_multistar:
+    """alpha_IMF and log10_N_Ia from 1 ... N stars of one data set, two combinations, timed."""
+    input:
+        data=rules.chem_dataset.output.data,
+        joint="results/chem/npe_joint.pt",
+        glob="results/chem/npe_global.pt",
+    output:
+        result="results/chem/multistar/{dataset}.json",
+    params:
+        seed=config["seed"],
+        priors=CHEM["priors"],
+        multistar=CHEM["multistar"],
+    log:
+        "logs/chem/multistar_{dataset}.log",
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=60,
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    script:
+        "../../scripts/chem_multistar.py"
+
+
+rule chem_coverage:
+    """Coverage of the Gaussian and the grid combination over mock galaxies."""
+    input:
+        joint="results/chem/npe_joint.pt",
+        glob="results/chem/npe_global.pt",
+    output:
+        data="results/chem/coverage.npz",
+        metrics="results/chem/coverage_metrics.json",
+        png=report("results/chem/coverage.png", caption="../report/chem_multistar.rst", category="6. Chemistry"),
+    params:
+        seed=config["seed"],
+        priors=CHEM["priors"],
+        yields=CHEM["yields"],
+        multistar=CHEM["multistar"],
+        coverage=CHEM["coverage"],
+        noise_dex=CHEM["npe"]["noise_dex"],
+    log:
+        "logs/chem/coverage.log",
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=120,
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    script:
+        "../../scripts/chem_coverage.py"
+
+
+rule chem_timing:
+    """emcee on the emulator for a few stars of data set 1 (timing baseline)."""
+    input:
+        emulator=rules.chem_emulator.output.model,
+        data="results/chem/datasets/simulator.npz",
+    output:
+        timing="results/chem/timing_emcee.json",
+    params:
+        seed=config["seed"],
+        priors=CHEM["priors"],
+        timing=CHEM["timing"],
+        noise_dex=CHEM["npe"]["noise_dex"],
+    log:
+        "logs/chem/timing.log",
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    script:
+        "../../scripts/chem_timing.py"
+
+
+rule chem_report:
+    """The study's table, estimates vs number of stars, metrics.json."""
+    input:
+        multistar=expand("results/chem/multistar/{dataset}.json", dataset=CHEM_DATASETS),
+        emulator=rules.chem_emulator.output.metrics,
+        npe=rules.chem_npe_evaluate.output.metrics,
+        coverage=rules.chem_coverage.output.metrics,
+        timing=rules.chem_timing.output.timing,
+    output:
+        csv="results/chem/table.csv",
+        md="results/chem/table.md",
+        metrics="results/chem/metrics.json",
+        png=report("results/chem/multistar_vs_nstars.png", caption="../report/chem_multistar.rst", category="6. Chemistry"),
+    params:
+        skipped=CHEM_SKIPPED,
+    log:
+        "logs/chem/report.log",
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    script:
+        "../../scripts/chem_report.py"
+
+
+rule chem:
+    """Target: the whole chemistry graph."""
+    input:
+        rules.chem_emulator.output,
+        rules.chem_npe_evaluate.output,
+        rules.chem_coverage.output,
+        rules.chem_report.output,

@@ -1,0 +1,160 @@
+# Stage 4-5, 7: ANPE posteriors on the latents -> results/npe/{family}/, test-set evaluation (clean and at finite
+# S/N), spectrum reconstruction -> results/evaluation/{family}/. `snakemake --cores 2 posterior` runs this stage.
+from galaxy_sbi.spectra.datasets import family_memory_mb
+from galaxy_sbi.spectra.synth import spectra_files
+
+NPE = config["npe"]
+EVALUATION = config["evaluation"]
+OTHER_PARAMETRISATION = {"naive": "log_gaps", "log_gaps": "naive"}[NPE["parametrisation"]]
+
+
+wildcard_constraints:
+    parametrisation="naive|log_gaps",
+
+
+rule npe_train:
+    """sbi NPE of the labels given the 16 latents, on the train + validation splits of one family."""
+    input:
+        latents="results/latents/{family}.nc",
+    output:
+        posterior="results/npe/{family}/posterior.pt",
+        summary="results/npe/{family}/training.json",
+    params:
+        npe=NPE,
+        seed=config["seed"],
+        parametrisation=None,
+    log:
+        "logs/npe/{family}_train.log",
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    script:
+        "../../scripts/npe_train.py"
+
+
+rule npe_train_alternative:
+    """The other label parametrisation with the same settings, for the ordering study."""
+    input:
+        latents="results/latents/{family}.nc",
+    output:
+        posterior="results/npe/{family}/posterior_{parametrisation}.pt",
+    params:
+        npe=NPE,
+        seed=config["seed"],
+        parametrisation=lambda wildcards: wildcards.parametrisation,
+    log:
+        "logs/npe/{family}_train_{parametrisation}.log",
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    script:
+        "../../scripts/npe_train.py"
+
+
+rule npe_ordering_study:
+    """Naive vs order-preserving (log-gap) parametrisation: order-breaking samples and R^2 on the test split."""
+    input:
+        latents="results/latents/{family}.nc",
+        posteriors=[
+            "results/npe/{family}/posterior.pt",
+            f"results/npe/{{family}}/posterior_{OTHER_PARAMETRISATION}.pt",
+        ],
+    output:
+        ordering="results/evaluation/{family}/ordering.json",
+    params:
+        npe=NPE,
+        evaluation=EVALUATION,
+    log:
+        "logs/evaluation/{family}_ordering.log",
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    script:
+        "../../scripts/evaluation_ordering.py"
+
+
+rule npe_evaluate:
+    """Posterior of every test spectrum: accuracy, coverage, SBC, TARP; the same posterior at each S/N."""
+    input:
+        posterior=rules.npe_train.output.posterior,
+        latents="results/latents/{family}.nc",
+        encoder="results/encoder/{family}/encoder.ckpt",
+        cubes=lambda wildcards: spectra_files(config, [wildcards.family]),
+    output:
+        metrics="results/evaluation/{family}/metrics.json",
+        summary="results/evaluation/{family}/posterior_summary.nc",
+        accuracy=report("results/evaluation/{family}/accuracy.png", caption="../report/posterior_accuracy.rst",
+                        category="4. Posteriors"),
+        coverage=report("results/evaluation/{family}/coverage.png", caption="../report/posterior_calibration.rst",
+                        category="4. Posteriors"),
+        sbc=report("results/evaluation/{family}/sbc.png", caption="../report/posterior_calibration.rst",
+                   category="4. Posteriors"),
+        tarp=report("results/evaluation/{family}/tarp.png", caption="../report/posterior_calibration.rst",
+                    category="4. Posteriors"),
+        snr=report("results/evaluation/{family}/accuracy_vs_snr.png", caption="../report/posterior_snr.rst",
+                   category="4. Posteriors"),
+    params:
+        evaluation=EVALUATION,
+        seed=config["seed"],
+    log:
+        "logs/evaluation/{family}_evaluate.log",
+    threads: 2
+    resources:
+        mem_mb=lambda wildcards: family_memory_mb(config, wildcards.family),
+        runtime=120,
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    script:
+        "../../scripts/evaluation_test.py"
+
+
+rule reconstruction:
+    """Posterior labels -> cumulative mass -> SFH -> spectrum through the forward model; residual rms."""
+    input:
+        posterior=rules.npe_train.output.posterior,
+        latents="results/latents/{family}.nc",
+        cubes=lambda wildcards: spectra_files(config, [wildcards.family]),
+        grid="results/ssp/ssp_grid.nc",
+        sfh="results/sfh/{family}.nc",
+    output:
+        summary="results/evaluation/{family}/reconstruction.json",
+        plot=report("results/evaluation/{family}/reconstruction.png",
+                    caption="../report/posterior_reconstruction.rst", category="4. Posteriors"),
+        rms_plot=report("results/evaluation/{family}/reconstruction_rms.png",
+                        caption="../report/posterior_reconstruction.rst", category="4. Posteriors"),
+    params:
+        reconstruction=EVALUATION["reconstruction"],
+        seed=EVALUATION["seed"],
+    log:
+        "logs/evaluation/{family}_reconstruction.log",
+    threads: 2
+    resources:
+        mem_mb=lambda wildcards: family_memory_mb(config, wildcards.family),
+        runtime=60,
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    script:
+        "../../scripts/reconstruction_test.py"
+
+
+rule posterior:
+    """Target: every family's NPE, test-set evaluation, S/N study, ordering study and reconstruction."""
+    input:
+        expand("results/npe/{family}/posterior.pt", family=SFH_FAMILIES),
+        expand(
+            "results/evaluation/{family}/{f}",
+            family=SFH_FAMILIES,
+            f=["metrics.json", "accuracy.png", "coverage.png", "sbc.png", "tarp.png", "accuracy_vs_snr.png",
+               "reconstruction.json", "reconstruction.png", "reconstruction_rms.png"],
+        ),
+        expand("results/evaluation/{family}/ordering.json", family=SFH_FAMILIES)
+        if EVALUATION["ordering_study"] else [],
