@@ -26,6 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from galaxy_sbi.benchmarking import cpu_model  # noqa: E402
 from galaxy_sbi.chem import load_chempy_yields, load_vice_yields, simulate  # noqa: E402
 
 MU = np.array([-2.3, -2.89, -0.3, 0.55, 0.5])
@@ -39,16 +40,6 @@ def draw(n: int, seed: int = 0) -> np.ndarray:
     theta[:, 4] = theta[:, 4].clip(0, 1)
     theta[:, 5] = rng.uniform(1.0, 13.8, n)
     return theta
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

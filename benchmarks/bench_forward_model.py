@@ -44,6 +44,7 @@ import xarray as xr  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from galaxy_sbi.benchmarking import cpu_model  # noqa: E402
 from galaxy_sbi.spectra import sfh as sfh_mod  # noqa: E402
 from galaxy_sbi.spectra import synth  # noqa: E402
 from galaxy_sbi.spectra.ssp import MILES_WAVELENGTH, ssp_dataset  # noqa: E402
@@ -59,16 +60,6 @@ MILES_AGES = [0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.09, 0.10, 0.15, 0.20, 0.25, 
               0.60, 0.70, 0.80, 0.90, 1.00, 1.25, 1.50, 1.75, 2.00, 2.25, 2.50, 2.75, 3.00, 3.25, 3.50, 3.75,
               4.00, 4.50, 5.00, 5.50, 6.00, 6.50, 7.00, 7.50, 8.00, 8.50, 9.00, 9.50, 10.00, 10.50, 11.00,
               11.50, 12.00, 12.50, 13.00, 13.50, 14.00]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def synthetic_grid() -> xr.Dataset:

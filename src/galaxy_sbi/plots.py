@@ -31,6 +31,14 @@ def _style():
     sns.set_theme(context="notebook", style="ticks", font_scale=0.95)
 
 
+def _save(fig, path, dpi=120) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def mark_features(ax, features=SPECTRAL_FEATURES, label=True):
     """Dotted lines at the classic absorption features; names above the axes (where no data hides them)."""
     lo, hi = ax.get_xlim()
@@ -106,11 +114,7 @@ def plot_ssp_overview(library: xr.Dataset, ages_gyr, metallicities, path: str | 
         f"FWHM {attrs.get('resolution_fwhm_angstrom', '?')} Å; spectra divided by their median",
         fontsize=10,
     )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=130)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,11 +171,7 @@ def plot_sfh_examples(sfh: xr.Dataset, path: str | Path, n: int = 6) -> Path:
         f"M = {sfh.attrs.get('stellar_mass_msun', 0):.0e} M$_\\odot$): SFR (blue), cumulative mass (dashed), percentiles",
         fontsize=10,
     )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_spectra_examples(cubes: list[xr.Dataset], path: str | Path, n: int = 5) -> Path:
@@ -209,11 +209,7 @@ def plot_spectra_examples(cubes: list[xr.Dataset], path: str | Path, n: int = 5)
         ax.set_xlim(wave[0], wave[-1])
         mark_features(ax)
     axes[-1].set_xlabel("air wavelength [Å]")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_label_distributions(labels: np.ndarray, names: list[str], split: np.ndarray, path: str | Path,
@@ -245,24 +241,12 @@ def plot_label_distributions(labels: np.ndarray, names: list[str], split: np.nda
     for ax in axes.flat[len(names):]:
         ax.set_visible(False)
     fig.suptitle(title, fontsize=10)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 # ---------------------------------------------------------------------------------------------
 # encoder latents (seed section 3)
 # ---------------------------------------------------------------------------------------------
-
-
-def _save(fig, path, dpi=120) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    return path
 
 
 def plot_latent_distributions(latents: np.ndarray, split: np.ndarray, path: str | Path, title: str = "") -> Path:
