@@ -4,18 +4,16 @@ import json
 import logging
 
 import numpy as np
-import xarray as xr
 
 from galaxy_sbi.inference.npe import SpectraPosterior, evaluate_posterior
+from galaxy_sbi.spectra.latents import latents_and_labels
 from galaxy_sbi.workflow import run_script
 
 log = logging.getLogger("npe_ordering")
 
 
 def main(smk):
-    with xr.open_dataset(smk.input.latents) as ds:
-        test = ds["split"].values.astype(str) == "test"
-        x, labels = ds["latents"].values[test], ds["labels"].values[test]
+    _, x, labels, _ = latents_and_labels(smk.input.latents, ["test"])
     out = {}
     for path in smk.input.posteriors:
         post = SpectraPosterior.load(path)

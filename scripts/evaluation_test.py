@@ -11,6 +11,7 @@ from galaxy_sbi import plots
 from galaxy_sbi.inference.calibration import coverage_band, tarp_from_samples
 from galaxy_sbi.inference.npe import SpectraPosterior, evaluate_posterior
 from galaxy_sbi.spectra.sfh import derived_seed
+from galaxy_sbi.spectra.latents import latents_and_labels
 from galaxy_sbi.workflow import run_script
 
 log = logging.getLogger("npe_evaluate")
@@ -34,9 +35,7 @@ def main(smk):
     family = smk.wildcards.family
     post = SpectraPosterior.load(smk.input.posterior)
     names = post.names
-    with xr.open_dataset(smk.input.latents) as ds:
-        test = np.flatnonzero(ds["split"].values.astype(str) == "test")
-        x, labels = ds["latents"].values[test], ds["labels"].values[test]
+    test, x, labels, _ = latents_and_labels(smk.input.latents, ["test"])
     log.info("%s: %d test spectra, %d posterior samples each", family, len(x), ev_cfg["n_samples"])
     res = evaluate_posterior(post, x, labels, ev_cfg["n_samples"], seed=ev_cfg["seed"], keep_samples=True)
     metrics, arr = res["metrics"], res["arrays"]

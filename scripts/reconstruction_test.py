@@ -4,12 +4,12 @@ import json
 import logging
 
 import numpy as np
-import xarray as xr
 
 from galaxy_sbi import plots
 from galaxy_sbi.inference.npe import SpectraPosterior
 from galaxy_sbi.inference.reconstruction import Reconstructor, reconstruct_observed, residual_rms
 from galaxy_sbi.spectra.datasets import load_family
+from galaxy_sbi.spectra.latents import latents_and_labels
 from galaxy_sbi.workflow import run_script
 
 log = logging.getLogger("reconstruction")
@@ -21,9 +21,7 @@ def main(smk):
     family = smk.wildcards.family
     post = SpectraPosterior.load(smk.input.posterior)
     names = post.names
-    with xr.open_dataset(smk.input.latents) as ds:
-        test = np.flatnonzero(ds["split"].values.astype(str) == "test")
-        x, labels = ds["latents"].values[test], ds["labels"].values[test]
+    test, x, labels, _ = latents_and_labels(smk.input.latents, ["test"])
     flux = load_family(list(smk.input.cubes)).flux[test].astype(float)
     rec = Reconstructor.from_files(smk.input.grid, smk.input.sfh, ends=cfg["ends"])
     samples = post.sample_labels(x, cfg["n_samples"], seed=seed)           # (S, N, D)

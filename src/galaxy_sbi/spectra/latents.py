@@ -198,3 +198,13 @@ def interpretation_plots(latents: xr.Dataset, data, outputs: dict, settings: dic
     plots.plot_predicted_vs_true(latents["labels"].values[test], latents["predicted_labels"].values[test], names,
                                  outputs["performance"], history=history,
                                  title=f"{family}: encoder head on the test set ({int(test.sum())} spectra)")
+
+
+def latents_and_labels(path: str | Path, splits=("test",)):
+    """(rows, latents, labels, label names) of the samples of results/latents/{family}.nc in the given splits.
+
+    rows index the family's samples (the cubes in cell order), e.g. to pick the same spectra."""
+    with xr.open_dataset(path) as ds:
+        rows = np.flatnonzero(np.isin(ds["split"].values.astype(str), list(splits)))
+        names = [str(p) for p in ds["parameter"].values]
+        return rows, ds["latents"].values[rows], ds["labels"].values[rows], names
