@@ -151,16 +151,9 @@ def log_prob(posterior, theta, x, batch: int = 256) -> np.ndarray:
 
 def log_prob_grid(posterior, x, grid, star_batch: int = 64) -> np.ndarray:
     """Unnormalised NPE log density at grid points (G, D) for each observation: (N, G)."""
-    x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
     g = torch.as_tensor(np.asarray(grid), dtype=torch.float32)
-    est = posterior.posterior_estimator
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(x), star_batch):
-            xb = x[i:i + star_batch]
-            theta = g[:, None, :].expand(len(g), len(xb), g.shape[1])
-            out.append(est.log_prob(theta, condition=xb).T)
-    return torch.cat(out).double().numpy()
+    theta = g[:, None, :].expand(len(g), len(x), g.shape[1])  # a view: every observation on the same grid
+    return log_prob(posterior, theta, x, batch=star_batch).T
 
 
 def save_posterior(posterior, path, summary=None, **metadata) -> Path:
