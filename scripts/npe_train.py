@@ -3,28 +3,19 @@
 import json
 import logging
 
-import numpy as np
-import xarray as xr
-
-from galaxy_sbi.inference.npe import order_violation_fraction, point_metrics, train_label_posterior
+from galaxy_sbi.inference.npe import train_label_posterior
+from galaxy_sbi.spectra.latents import latents_and_labels
 from galaxy_sbi.workflow import run_script
 
 log = logging.getLogger("npe_train")
-
-
-def training_data(path):
-    with xr.open_dataset(path) as ds:
-        split = ds["split"].values.astype(str)
-        keep = np.isin(split, ["train", "validation"])  # the seed's 90 %: the test split is never seen
-        names = [str(p) for p in ds["parameter"].values]
-        return ds["latents"].values[keep], ds["labels"].values[keep], names, ds
 
 
 def main(smk):
     settings = dict(smk.params.npe)
     if smk.params.get("parametrisation"):
         settings["parametrisation"] = smk.params.parametrisation
-    x, labels, names, _ = training_data(smk.input.latents)
+    # the seed's 90 %: the test split is never seen
+    _, x, labels, names = latents_and_labels(smk.input.latents, ["train", "validation"])
     log.info("training NPE (%s) on %d latent vectors, labels %s", settings["parametrisation"], len(x), names)
     post = train_label_posterior(labels, x, names, settings, seed=smk.params.seed)
     post.info["latents"] = str(smk.input.latents)
