@@ -167,9 +167,11 @@ def test_training_writes_products_and_resumes_after_an_interruption(tmp_path, se
     history = (tmp_path / "history.csv").read_text().splitlines()
     assert [int(r.split(",")[0]) for r in history[1:]] == [0, 1, 2]
 
-    # the checkpoint alone encodes and predicts in physical units
+    # the checkpoint alone encodes and predicts in physical units, with the training flux scaling
     model = load_encoder(tmp_path / "encoder.ckpt")
     torch.testing.assert_close(model.label_mean, torch.from_numpy(data.labels[data.split == "train"].mean(0)))
+    assert model.hparams.input_scaling == settings["input_scaling"] == "pixel"
+    torch.testing.assert_close(model.flux_mean, torch.from_numpy(data.flux[data.split == "train"].mean(0)))
     latents, pred = model.encode(data.flux)
     assert latents.shape == (48, 16) and pred.shape == (48, 3)
     np.testing.assert_allclose(r2_scores(data.labels[data.split == "test"], pred[data.split == "test"]),
@@ -178,6 +180,21 @@ def test_training_writes_products_and_resumes_after_an_interruption(tmp_path, se
     # a finished run is not resumed: a forced re-run, or changed settings, start afresh
     again = train_encoder(data, tmp_path, settings, seed=3, progress=False)
     assert again["resumed_from_epoch"] is None and again["epochs_run"] == 3
+
+
+def test_pixel_input_scaling_standardises_every_pixel():
+    data = synthetic_family()
+    module = EncoderModule(data.flux.shape[1], data.parameters, **SMALL, input_scaling="pixel")
+    module.set_data_stats(data.wavelength, data.labels, data.flux)
+    scaled = module.scale_input(torch.from_numpy(data.flux)).numpy()
+    np.testing.assert_allclose(scaled.mean(axis=0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(scaled.std(axis=0), 1.0, atol=1e-3)
+    plain = EncoderModule(data.flux.shape[1], data.parameters, **SMALL)  # "none": the flux as it is
+    assert torch.equal(plain.scale_input(torch.from_numpy(data.flux)), torch.from_numpy(data.flux))
+    with pytest.raises(ValueError, match="needs the training flux"):
+        module.set_data_stats(data.wavelength, data.labels)
+    with pytest.raises(ValueError, match="unknown input_scaling"):
+        EncoderModule(data.flux.shape[1], data.parameters, **SMALL, input_scaling="log")
 
 
 def test_r2_scores():

@@ -41,6 +41,7 @@ from . import realism
 log = logging.getLogger(__name__)
 
 LOSSES = ("logcosh", "mse", "huber")
+INPUT_SCALINGS = ("none", "pixel")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,7 +216,8 @@ class EncoderModule(L.LightningModule):
     def __init__(self, n_wavelength: int, parameters: Sequence[str], filters=(128, 256, 512), kernels=(5, 11, 21),
                  pooling=(5, 11), mlp_hidden=(128, 64, 32), head_hidden=(64,), latent_dim: int = 16,
                  dropout: float = 0.0, loss: str = "logcosh", learning_rate: float = 1e-3,
-                 weight_decay: float = 0.0, lr_schedule: dict | None = None, augmentation: dict | None = None):
+                 weight_decay: float = 0.0, lr_schedule: dict | None = None, augmentation: dict | None = None,
+                 input_scaling: str = "none"):
         super().__init__()
         self.save_hyperparameters()
         self.parameters_names = list(parameters)
@@ -224,10 +226,24 @@ class EncoderModule(L.LightningModule):
         self.register_buffer("label_mean", torch.zeros(len(parameters)))
         self.register_buffer("label_std", torch.ones(len(parameters)))
         self.register_buffer("wavelength", torch.zeros(n_wavelength, dtype=torch.float64))
+        if input_scaling not in INPUT_SCALINGS:
+            raise ValueError(f"unknown input_scaling {input_scaling!r} ({', '.join(INPUT_SCALINGS)})")
+        # per-pixel mean / std of the training flux ("pixel"): the spectra of old populations differ by ~1 %,
+        # which the conv filters see only after each pixel is put on a unit scale
+        self.register_buffer("flux_mean", torch.zeros(n_wavelength))
+        self.register_buffer("flux_std", torch.ones(n_wavelength))
         self._augmenter: Augmenter | None = None
 
     # -- data-dependent state ------------------------------------------------------------------
-    def set_data_stats(self, wavelength: np.ndarray, labels_train: np.ndarray) -> None:
+    def set_data_stats(self, wavelength: np.ndarray, labels_train: np.ndarray,
+                       flux_train: np.ndarray | None = None) -> None:
+        if self.hparams.input_scaling == "pixel":
+            if flux_train is None:
+                raise ValueError("input_scaling 'pixel' needs the training flux")
+            f_mean = np.mean(flux_train, axis=0, dtype=np.float64)
+            f_std = np.std(flux_train, axis=0, dtype=np.float64)
+            self.flux_mean.copy_(torch.as_tensor(f_mean, dtype=torch.float32))
+            self.flux_std.copy_(torch.as_tensor(np.where(f_std > 1e-12, f_std, 1.0), dtype=torch.float32))
         mean = labels_train.mean(axis=0)
         std = labels_train.std(axis=0)
         std = np.where(std > 1e-12, std, 1.0)  # a constant label (one [M/H] cell) is only centred
@@ -253,12 +269,18 @@ class EncoderModule(L.LightningModule):
         return batch
 
     # -- forward ----------------------------------------------------------------------------------
+    def scale_input(self, flux: torch.Tensor) -> torch.Tensor:
+        """What the conv blocks see: the flux itself, or each pixel standardised ("pixel")."""
+        if self.hparams.input_scaling == "pixel":
+            return (flux - self.flux_mean) / self.flux_std
+        return flux
+
     def forward(self, flux: torch.Tensor) -> torch.Tensor:
         """flux -> latents."""
-        return self.encoder(flux)
+        return self.encoder(self.scale_input(flux))
 
     def predict_standardised(self, flux: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(flux))
+        return self.head(self(flux))
 
     @torch.no_grad()
     def encode(self, flux, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
@@ -268,7 +290,7 @@ class EncoderModule(L.LightningModule):
         latents, preds = [], []
         for start in range(0, len(flux), batch_size):
             x = torch.as_tensor(np.asarray(flux[start : start + batch_size], np.float32), device=self.device)
-            z = self.encoder(x)
+            z = self(x)
             latents.append(z.cpu().numpy())
             preds.append((self.head(z) * self.label_std + self.label_mean).cpu().numpy())
         self.train(was_training)
@@ -306,7 +328,7 @@ class EncoderModule(L.LightningModule):
 def module_kwargs(settings: dict) -> dict:
     """EncoderModule keyword arguments from the config's `encoder:` section."""
     keys = ("filters", "kernels", "pooling", "mlp_hidden", "head_hidden", "latent_dim", "dropout", "loss",
-            "learning_rate", "weight_decay", "lr_schedule", "augmentation")
+            "learning_rate", "weight_decay", "lr_schedule", "augmentation", "input_scaling")
     return {k: settings[k] for k in keys}
 
 
@@ -418,7 +440,7 @@ def train_encoder(data, out_dir: str | Path, settings: dict, seed: int, threads:
         raise InputError(f"{data.family}: the training needs train and validation spectra "
                          f"(got {len(train_idx)} and {len(val_idx)})")
     module = EncoderModule(n_wavelength=data.flux.shape[1], parameters=data.parameters, **module_kwargs(settings))
-    module.set_data_stats(data.wavelength, data.labels[train_idx])
+    module.set_data_stats(data.wavelength, data.labels[train_idx], data.flux[train_idx])
     bs = settings["batch_size"]
     train_loader = _loader(data.flux, data.labels, train_idx, bs, True, seed)
     val_loader = _loader(data.flux, data.labels, val_idx, bs, False, seed)
