@@ -12,7 +12,7 @@ def main(smk):
     theta, x, split, acc = [], [], [], []
     for path in smk.input.chunks:
         with np.load(path) as d:
-            for s in ("train", "validation"):
+            for s in ("train", "validation", "population"):
                 theta.append(d[f"theta_{s}"])
                 x.append(d[f"x_{s}"])
                 split += [s] * len(d[f"theta_{s}"])
@@ -23,8 +23,9 @@ def main(smk):
         coords={"parameter": list(PARAMETER_NAMES), "observable": list(OBS_LABELS),
                 "split": ("sample", np.array(split))},
         attrs={**provenance_attrs(smk.params.chem, "chem_collect"),
-               "description": "accepted simulator runs (rejected sets dropped) from the uniform training box; "
-                              "[H/Fe] = -[Fe/H] dropped",
+               "description": "accepted simulator runs (rejected sets dropped); split train / validation: the uniform "
+                              "training box, population: the Gaussian population prior (the study's distribution "
+                              "at the seed's time); [H/Fe] = -[Fe/H] dropped",
                "mean_acceptance": float(np.mean(acc))})
     write_netcdf(ds, smk.output.simulations)
 

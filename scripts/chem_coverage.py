@@ -19,14 +19,18 @@ def main(smk):
     p = smk.params
     priors = Priors.from_config(p.priors)
     joint, _ = npe.load_posterior(smk.input.joint)
-    glob, _ = npe.load_posterior(smk.input.glob)
+    glob, _, acceptance = npe.load_npe(smk.input.glob)
+    sys_cov = np.asarray(json.loads(open(smk.input.systematics).read())["sys_cov"])
     rng = np.random.default_rng(np.random.SeedSequence([p.seed, 7005]))
     res = multistar.coverage_study(load_yields(p.yields), priors, joint, glob, n_galaxies=p.coverage["n_galaxies"],
                                    star_counts=p.coverage["star_counts"], noise_dex=p.noise_dex,
-                                   n_samples=p.multistar["n_samples"], n_grid=p.multistar["n_grid"], rng=rng, log=log)
+                                   n_samples=p.multistar["n_samples"], n_grid=p.multistar["n_grid"], rng=rng, log=log,
+                                   acceptance=acceptance, sys_cov=sys_cov)
     levels = np.linspace(0, 1, 21)
-    summary = {"n_galaxies": p.coverage["n_galaxies"], "levels": levels.tolist(), "methods": {}}
-    for method in ("gaussian", "grid"):
+    summary = {"n_galaxies": p.coverage["n_galaxies"], "levels": levels.tolist(), "methods": {},
+               "note": "grid: the calibrated method (grid posterior + systematic kernel of results/chem/"
+                       "systematics.json, estimated on other mock galaxies); grid_stat: the grid posterior alone"}
+    for method in multistar.METHODS:
         cred = res[f"credibility_{method}"]
         summary["methods"][method] = {
             str(n): {"coverage": empirical_coverage(cred[:, j], levels).tolist(),

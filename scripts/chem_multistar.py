@@ -16,16 +16,19 @@ def main(smk):
     p = smk.params
     priors = Priors.from_config(p.priors)
     joint, _ = npe.load_posterior(smk.input.joint)
-    glob, _ = npe.load_posterior(smk.input.glob)
+    glob, _, acceptance = npe.load_npe(smk.input.glob)
+    sys_cov = np.asarray(json.loads(open(smk.input.systematics).read())["sys_cov"])
     with np.load(smk.input.data) as d:
         obs, truth, note = d["obs"], d["truth"], str(d["note"])
     ms = p.multistar
     counts = sorted({min(n, len(obs)) for n in ms["star_counts"]})  # a smaller data set stops at its size
     res = multistar.infer_vs_nstars(obs, counts, joint, glob, priors, truth, n_samples=ms["n_samples"],
-                                    n_grid=ms["n_grid"], seed=p.seed)
+                                    n_grid=ms["n_grid"], seed=p.seed, acceptance=acceptance,
+                                    sys_cov=sys_cov)
     for r in res["rows"]:
-        log.info("N=%d gaussian %s +- %s | grid %s +- %s", r["n_stars"], np.round(r["gaussian_mean"], 4),
-                 np.round(r["gaussian_sd"], 4), np.round(r["grid_mean"], 4), np.round(r["grid_sd"], 4))
+        log.info("N=%d gaussian %s +- %s | grid %s +- %s (statistical only: +- %s)", r["n_stars"],
+                 np.round(r["gaussian_mean"], 4), np.round(r["gaussian_sd"], 4), np.round(r["grid_mean"], 4),
+                 np.round(r["grid_sd"], 4), np.round(r["grid_stat_sd"], 4))
     log.info("timing: %s", res["timing"])
     out = {"dataset": smk.wildcards.dataset, "note": note, "truth": truth.tolist(), **res}
     with open(smk.output.result, "w") as f:

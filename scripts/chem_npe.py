@@ -5,6 +5,7 @@ import numpy as np
 import torch
 
 from galaxy_sbi.chem import npe
+from galaxy_sbi.chem.datasets import load_yields
 from galaxy_sbi.chem.emulator import load_emulator
 from galaxy_sbi.chem.priors import N_GLOBAL, Priors
 from galaxy_sbi.workflow import run_script
@@ -16,16 +17,23 @@ def main(smk):
     p = smk.params
     kind = smk.wildcards.kind
     priors = Priors.from_config(p.priors)
-    model = load_emulator(smk.input.emulator)
+    model = load_emulator(smk.input.emulator) if hasattr(smk.input, "emulator") else None
     rng = np.random.default_rng(np.random.SeedSequence([p.seed, 7002, 0 if kind == "joint" else 1]))
     cfg = p.npe
-    theta, x = npe.training_set(model, priors, cfg["n_simulations"], cfg["noise_dex"], rng, kind=kind)
+    source = "emulator" if kind == "joint" else cfg["global_source"]
+    n = cfg["n_simulations"] if kind == "joint" else cfg["n_simulations_global"]
+    yields = load_yields(p.yields) if source == "simulator" else None
+    theta, x, info = npe.training_set(model, priors, n, cfg["noise_dex"], rng, kind=kind, source=source,
+                                      yields=yields)
     prior = priors.box() if kind == "joint" else priors.box(slice(0, N_GLOBAL))
-    log.info("training the %s NPE on %d emulator draws (%s)", kind, len(theta), cfg[kind])
-    posterior, summary = npe.train_npe(theta, x, prior, batch_size=cfg["batch_size"],
-                                       learning_rate=cfg["learning_rate"], max_epochs=cfg["max_epochs"],
-                                       stop_after_epochs=cfg["stop_after_epochs"], seed=p.seed, **cfg[kind])
-    npe.save_posterior(posterior, smk.output.posterior, summary)
+    log.info("training the %s NPE on %d %s draws (%s)", kind, len(theta), source, cfg[kind])
+    flow = dict(cfg[kind])
+    batch_size, lr = flow.pop("batch_size", cfg["batch_size"]), flow.pop("learning_rate", cfg["learning_rate"])
+    posterior, summary = npe.train_npe(theta, x, prior, batch_size=batch_size, learning_rate=lr,
+                                       max_epochs=cfg["max_epochs"], stop_after_epochs=cfg["stop_after_epochs"],
+                                       seed=p.seed, **flow)
+    summary["source"], summary["n_simulations"] = source, len(theta)
+    npe.save_posterior(posterior, smk.output.posterior, summary, acceptance=info["acceptance"].to_dict())
 
 
 run_script(main, snakemake)  # noqa: F821

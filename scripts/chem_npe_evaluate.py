@@ -23,7 +23,11 @@ def main(smk):
         val = np.where(ds.split.values == "validation")[0]
         pick = rng.choice(val, size=min(p.npe["n_evaluate"], len(val)), replace=False)
         theta, x = ds.theta.values[pick], ds.abundance.values[pick]
+        popi = np.where(ds.split.values == "population")[0]
+        pick_pop = rng.choice(popi, size=min(p.npe["n_evaluate"], len(popi)), replace=False)
+        theta_pop, x_pop = ds.theta.values[pick_pop], ds.abundance.values[pick_pop]
     x = x + rng.normal(0.0, p.npe["noise_dex"], x.shape)
+    x_pop = x_pop + rng.normal(0.0, p.npe["noise_dex"], x_pop.shape)
     n_s = p.npe["n_posterior_samples"]
     samples = npe.sample(posterior, x, n_s, seed=p.seed)
     ape = absolute_percentage_error(samples.mean(0), theta)
@@ -33,11 +37,25 @@ def main(smk):
         per[name] = {"median": q[1], "p16": q[0], "p84": q[2]}
         log.info("NPE APE %s: median %.1f %% (16 %%: %.1f, 84 %%: %.1f)", name, q[1], q[0], q[2])
     q = np.percentile(ape, [16, 50, 84])
+    # The study's 9.1 (+16.6, -6.2) %: the posterior mean of 1,000 samples, APE pooled over ALL six parameters
+    # (np.percentile(ape, [25, 50, 75]) of the (N, 6) array: quartiles, not 16/84), on CHEMPY sets drawn from
+    # the Gaussian population prior (the seed's training and validation distribution).
+    seed_like = {}
+    if len(theta_pop):
+        ape_pop = absolute_percentage_error(npe.sample(posterior, x_pop, n_s, seed=p.seed + 1).mean(0), theta_pop)
+        qq = np.percentile(ape_pop, [25, 50, 75])
+        seed_like = {"median": qq[1], "p25": qq[0], "p75": qq[2], "n": len(theta_pop),
+                     "globals_median": float(np.median(ape_pop[:, :2])),
+                     "per_parameter_median": dict(zip(PARAMETER_NAMES, np.median(ape_pop, 0).tolist()))}
+        log.info("NPE APE, all parameters pooled, population-prior sets (the study's definition): median %.1f %% "
+                 "(25 %%: %.1f, 75 %%: %.1f); globals only %.1f %%", qq[1], qq[0], qq[2], seed_like["globals_median"])
     # from the samples already drawn: sbi's run_sbc / run_tarp would redraw them through rejection sampling
     ranks = cal.sbc_ranks_from_samples(samples, theta)
     tarp = cal.tarp_from_samples(samples, theta, seed=p.seed)
     metrics = {"n_validation": len(theta), "n_posterior_samples": n_s,
                "ape_percent_all": {"median": q[1], "p16": q[0], "p84": q[2]}, "ape_percent": per,
+               "ape_percent_all_population": seed_like,
+               "ape_percent_globals": {"median": float(np.median(ape[:, :2]))},
                "target_median_percent": 9.1,
                "sbc_ks_pvalue": dict(zip(PARAMETER_NAMES, cal.sbc_uniformity_pvalues(ranks, n_s).tolist())),
                "tarp_atc": tarp["atc"], "tarp_ks_pvalue": tarp["ks_pvalue"], "training": summary,

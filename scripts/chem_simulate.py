@@ -1,4 +1,6 @@
-"""One chunk of simulator runs from the uniform training box: accepted sets of the training and validation sets."""
+"""One chunk of simulator runs: accepted sets of the training and validation sets (uniform training box) and of
+the population set (parameters from the Gaussian population prior, as the study's training and validation data
+were drawn at the seed's time: the distribution its emulator APE of 1.6 % and NPE APE of 9.1 % refer to)."""
 import logging
 
 import numpy as np
@@ -18,9 +20,11 @@ def main(smk):
     yields = load_yields(p.yields)
     rng = np.random.default_rng(np.random.SeedSequence([p.seed, 7001, chunk]))
     out = {}
-    for split, total in (("train", p.simulate["n_train"]), ("validation", p.simulate["n_validation"])):
+    for split, total, draw in (("train", p.simulate["n_train"], priors.draw_uniform),
+                               ("validation", p.simulate["n_validation"], priors.draw_uniform),
+                               ("population", p.simulate["n_validation"], priors.draw_population)):
         n = len(np.array_split(np.arange(total), p.simulate["chunks"])[chunk])
-        theta, x, acc = simulate_valid(priors.draw_uniform, n, yields, rng)
+        theta, x, acc = simulate_valid(draw, n, yields, rng)
         out[f"theta_{split}"], out[f"x_{split}"] = theta, x
         log.info("chunk %d %s: %d accepted sets (acceptance %.2f)", chunk, split, n, acc)
         out[f"acceptance_{split}"] = acc

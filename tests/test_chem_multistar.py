@@ -26,3 +26,68 @@ def test_gaussian_fits_recover_mean_and_covariance():
     m, c = gaussian_fits(s)
     np.testing.assert_allclose(m, np.tile([-2.3, -2.9], (3, 1)), atol=0.01)
     np.testing.assert_allclose(c, np.broadcast_to(cov, (3, 2, 2)), atol=0.005)
+
+
+def _gaussian_grid(mean, cov, n=81, width=6.0):
+    """A grid posterior dict (as grid_posterior returns) of a 2-D Gaussian."""
+    from galaxy_sbi.chem.multistar import _grid
+
+    sd = np.sqrt(np.diag(cov))
+    box = np.column_stack([mean - width * sd, mean + width * sd])
+    pts, (a, b) = _grid(box, n)
+    d = pts - mean
+    logp = -0.5 * np.einsum("gi,ij,gj->g", d, np.linalg.inv(cov), d)
+    w = np.exp(logp - logp.max())
+    w /= w.sum()
+    return {"mean": w @ pts, "cov": np.cov(pts.T, aweights=w, bias=True), "points": pts, "weights": w,
+            "grid_step": np.array([a[1] - a[0], b[1] - b[0]]), "credibility": 0.0}
+
+
+def test_systematic_kernel_adds_its_covariance_and_widens_the_credible_region():
+    from scipy import stats
+
+    from galaxy_sbi.chem.multistar import add_systematics
+
+    mean, cov = np.array([-2.3, -2.89]), np.diag([0.003**2, 0.005**2])
+    grid = _gaussian_grid(mean, cov)
+    same = add_systematics(grid, np.zeros((2, 2)))
+    np.testing.assert_array_equal(same["cov"], grid["cov"])
+    sys_cov = np.diag([0.006**2, 0.004**2])
+    truth = mean + np.array([0.012, 0.0])          # 4 statistical sd off, ~1.8 total sd
+    out = add_systematics(grid, sys_cov, truth=truth, n_grid=60)
+    np.testing.assert_allclose(np.sqrt(np.diag(out["cov"])), np.sqrt(np.diag(cov + sys_cov)), rtol=0.03)
+    m2 = 0.012**2 / out["cov"][0, 0]
+    # the convolved density is Gaussian again: HPD credibility = chi2_2 CDF of the Mahalanobis distance
+    assert abs(out["credibility"] - stats.chi2.cdf(m2, 2)) < 0.03
+    assert out["credibility"] < 0.9  # without the kernel the truth would be far outside (chi2 CDF of 16)
+
+
+def test_acceptance_model_recovers_a_logistic_acceptance():
+    from galaxy_sbi.chem.npe import AcceptanceModel
+
+    rng = np.random.default_rng(3)
+    lam = rng.uniform([-3.8, -4.4], [-0.8, -1.4], (40000, 2))
+    eta = 1.5 + 2.0 * (lam[:, 0] + 2.3) - 0.5 * (lam[:, 1] + 2.89) ** 2
+    acc = rng.uniform(size=len(lam)) < 1 / (1 + np.exp(-eta))
+    m = AcceptanceModel.fit(lam, acc, centre=[-2.3, -2.89], scale=[0.3, 0.3])
+    pts = np.array([[-2.3, -2.89], [-2.9, -2.89], [-1.7, -3.5]])
+    true = -np.logaddexp(0, -(1.5 + 2.0 * (pts[:, 0] + 2.3) - 0.5 * (pts[:, 1] + 2.89) ** 2))
+    np.testing.assert_allclose(m.log_p(pts), true, atol=0.03)
+    again = AcceptanceModel.from_dict(m.to_dict())
+    np.testing.assert_allclose(again.log_p(pts), m.log_p(pts))
+    assert np.all(AcceptanceModel().log_p(pts) == 0)  # no model: no term
+
+
+def test_robust_systematic_cov_recovers_the_kernel_and_drops_a_tail_outlier():
+    from galaxy_sbi.chem.multistar import robust_systematic_cov
+
+    rng = np.random.default_rng(5)
+    sys_cov = np.array([[0.008**2, 0.5 * 0.008 * 0.012], [0.5 * 0.008 * 0.012, 0.012**2]])
+    stat = np.diag([0.003**2, 0.005**2])
+    d = rng.multivariate_normal([0, 0], sys_cov + stat, size=400)
+    d[0] = [0.05, 0.19]                              # a galaxy in the far tail of the prior
+    est, inlier = robust_systematic_cov(d, np.broadcast_to(stat, (400, 2, 2)))
+    assert not inlier[0] and inlier.mean() > 0.97
+    np.testing.assert_allclose(np.sqrt(np.diag(est)), [0.008, 0.012], rtol=0.15)
+    none, _ = robust_systematic_cov(rng.multivariate_normal([0, 0], stat, size=400), np.broadcast_to(stat, (400, 2, 2)))
+    assert np.all(np.sqrt(np.diag(none)) < 0.0015)  # no systematic error: (almost) no kernel
