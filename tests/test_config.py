@@ -145,3 +145,20 @@ def test_snakemake_stops_before_any_job(tmp_path, repo_root, override, expected)
     assert result.returncode != 0
     assert "invalid config" in output and expected in output
     assert "Job stats" not in output
+
+
+@pytest.mark.parametrize("value,ok", [("naive", True), ({"parametric": "log_gaps", "nonparametric": "naive"}, True),
+                                      ({"parametric": "log_gaps"}, True), ({"parametrik": "naive"}, False),
+                                      ({"parametric": "sorted"}, False), ("sorted", False)])
+def test_npe_parametrisation_is_one_kind_or_one_per_family(default_config, value, ok):
+    from galaxy_sbi.inference.npe import family_parametrisation
+
+    cfg = copy.deepcopy(default_config)
+    cfg["npe"]["parametrisation"] = value
+    if not ok:
+        with pytest.raises(ConfigError, match="npe.parametrisation"):
+            validate_config(cfg)
+        return
+    validate_config(cfg)
+    expected = value if isinstance(value, str) else value.get("nonparametric", "log_gaps")
+    assert family_parametrisation(value, "nonparametric") == expected

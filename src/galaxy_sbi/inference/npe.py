@@ -267,6 +267,13 @@ class SpectraPosterior:
         return cls(blob["posterior"], par, blob["prior_low"], blob["prior_high"], blob["summary"], blob.get("info", {}))
 
 
+def family_parametrisation(setting, family: str) -> str:
+    """The label parametrisation of one family: npe.parametrisation is one kind or a {family: kind} mapping."""
+    if isinstance(setting, str):
+        return setting
+    return dict(setting).get(family, "log_gaps")
+
+
 def train_label_posterior(labels: np.ndarray, x: np.ndarray, names, settings: dict, seed: int = 0) -> SpectraPosterior:
     """NPE of the labels given x with the config's ``npe:`` settings.
 
