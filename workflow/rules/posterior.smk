@@ -5,12 +5,7 @@ from galaxy_sbi.spectra.synth import spectra_files
 
 NPE = config["npe"]
 EVALUATION = config["evaluation"]
-from galaxy_sbi.inference.npe import family_parametrisation
-
-
-def other_parametrisation(family):
-    return {"naive": "log_gaps", "log_gaps": "naive"}[family_parametrisation(NPE["parametrisation"], family)]
-
+from galaxy_sbi.inference.npe import family_parametrisation, other_parametrisation
 
 
 wildcard_constraints:
@@ -70,7 +65,7 @@ rule npe_ordering_study:
         latents="results/latents/{family}.nc",
         posteriors=lambda wildcards: [
             f"results/npe/{wildcards.family}/posterior.pt",
-            f"results/npe/{wildcards.family}/posterior_{other_parametrisation(wildcards.family)}.pt",
+            f"results/npe/{wildcards.family}/posterior_{other_parametrisation(NPE['parametrisation'], wildcards.family)}.pt",
         ],
     output:
         ordering="results/evaluation/{family}/ordering.json",

@@ -274,6 +274,11 @@ def family_parametrisation(setting, family: str) -> str:
     return dict(setting).get(family, "log_gaps")
 
 
+def other_parametrisation(setting, family: str) -> str:
+    """The parametrisation a family's ordering study compares with."""
+    return {"naive": "log_gaps", "log_gaps": "naive"}[family_parametrisation(setting, family)]
+
+
 def train_label_posterior(labels: np.ndarray, x: np.ndarray, names, settings: dict, seed: int = 0) -> SpectraPosterior:
     """NPE of the labels given x with the config's ``npe:`` settings.
 
