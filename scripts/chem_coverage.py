@@ -25,7 +25,7 @@ def main(smk):
     res = multistar.coverage_study(load_yields(p.yields), priors, joint, glob, n_galaxies=p.coverage["n_galaxies"],
                                    star_counts=p.coverage["star_counts"], noise_dex=p.noise_dex,
                                    n_samples=p.multistar["n_samples"], n_grid=p.multistar["n_grid"], rng=rng, log=log,
-                                   acceptance=acceptance, sys_cov=sys_cov)
+                                   acceptance=acceptance, sys_cov=sys_cov, n_coarse=p.multistar.get("n_coarse"))
     levels = np.linspace(0, 1, 21)
     summary = {"n_galaxies": p.coverage["n_galaxies"], "levels": levels.tolist(), "methods": {},
                "note": "grid: the calibrated method (grid posterior + systematic kernel of results/chem/"

@@ -24,7 +24,7 @@ def main(smk):
     counts = sorted({min(n, len(obs)) for n in ms["star_counts"]})  # a smaller data set stops at its size
     res = multistar.infer_vs_nstars(obs, counts, joint, glob, priors, truth, n_samples=ms["n_samples"],
                                     n_grid=ms["n_grid"], seed=p.seed, acceptance=acceptance,
-                                    sys_cov=sys_cov)
+                                    sys_cov=sys_cov, n_coarse=ms.get("n_coarse"))
     for r in res["rows"]:
         log.info("N=%d gaussian %s +- %s | grid %s +- %s (statistical only: +- %s)", r["n_stars"],
                  np.round(r["gaussian_mean"], 4), np.round(r["gaussian_sd"], 4), np.round(r["grid_mean"], 4),

@@ -29,8 +29,9 @@ def main(smk):
     log.info("training the %s NPE on %d %s draws (%s)", kind, len(theta), source, cfg[kind])
     flow = dict(cfg[kind])
     batch_size, lr = flow.pop("batch_size", cfg["batch_size"]), flow.pop("learning_rate", cfg["learning_rate"])
+    max_epochs = flow.pop("max_epochs", cfg["max_epochs"])
     posterior, summary = npe.train_npe(theta, x, prior, batch_size=batch_size, learning_rate=lr,
-                                       max_epochs=cfg["max_epochs"], stop_after_epochs=cfg["stop_after_epochs"],
+                                       max_epochs=max_epochs, stop_after_epochs=cfg["stop_after_epochs"],
                                        seed=p.seed, **flow)
     summary["source"], summary["n_simulations"] = source, len(theta)
     npe.save_posterior(posterior, smk.output.posterior, summary, acceptance=info["acceptance"].to_dict())

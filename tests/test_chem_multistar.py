@@ -91,3 +91,32 @@ def test_robust_systematic_cov_recovers_the_kernel_and_drops_a_tail_outlier():
     np.testing.assert_allclose(np.sqrt(np.diag(est)), [0.008, 0.012], rtol=0.15)
     none, _ = robust_systematic_cov(rng.multivariate_normal([0, 0], stat, size=400), np.broadcast_to(stat, (400, 2, 2)))
     assert np.all(np.sqrt(np.diag(none)) < 0.0015)  # no systematic error: (almost) no kernel
+
+
+def test_coarse_zoom_stages_give_the_full_grid_posterior(monkeypatch):
+    """n_coarse: the zoom stages on a coarse grid, the last on the full one: same mean, sd and credibility,
+    far fewer (NPE) evaluations."""
+    from galaxy_sbi.chem import multistar
+    from galaxy_sbi.chem.priors import Priors
+
+    priors = Priors.from_config({"mean": [-2.3, -2.89, -0.3, 0.55, 0.5], "sigma": [0.3, 0.3, 0.3, 0.1, 0.1],
+                                 "birth_time_gyr": [1.0, 13.8], "uniform_width_sigma": 5})
+    centre, sd_star = np.array([-2.25, -2.95]), np.array([0.08, 0.13])
+    n_eval = []
+
+    def fake_log_prob_grid(posterior, x, pts, **kw):  # each star: a Gaussian likelihood around its own centre
+        n_eval.append(len(x) * len(pts))
+        return -0.5 * (((pts[None] - x[:, None, :2]) / sd_star) ** 2).sum(-1)
+
+    monkeypatch.setattr(multistar, "log_prob_grid", fake_log_prob_grid)
+    x = centre + np.random.default_rng(0).normal(0, 1, (1000, 2)) * sd_star
+    truth = centre + 0.5 * sd_star / np.sqrt(len(x))
+    full = multistar.grid_posterior(None, x, priors, n_grid=40, truth=truth)
+    n_full, n_eval[:] = sum(n_eval), []
+    coarse = multistar.grid_posterior(None, x, priors, n_grid=40, truth=truth, n_coarse=12)
+    sd = np.sqrt(np.diag(full["cov"]))
+    np.testing.assert_allclose(sd, sd_star / np.sqrt(len(x)), rtol=0.05)
+    np.testing.assert_allclose(coarse["mean"], full["mean"], atol=0.02 * sd.min())
+    np.testing.assert_allclose(np.sqrt(np.diag(coarse["cov"])), sd, rtol=0.01)
+    assert abs(coarse["credibility"] - full["credibility"]) < 0.03
+    assert sum(n_eval) < 0.5 * n_full

@@ -93,18 +93,13 @@ rule chem_emulator:
         "../../scripts/chem_emulator.py"
 
 
-def chem_npe_input(wildcards):
-    """The joint NPE (and the global one with global_source: emulator) needs the emulator; the global NPE on
-    simulator draws does not, so it trains while the emulator does."""
-    if wildcards.kind == "joint" or CHEM["npe"]["global_source"] == "emulator":
-        return {"emulator": rules.chem_emulator.output.model}
-    return {}
-
-
 rule chem_npe:
     """NPE on noisy draws: joint (six parameters, emulator) or global (alpha_IMF, log10_N_Ia; simulator or emulator)."""
     input:
-        unpack(chem_npe_input),
+        # the joint NPE (and the global one with global_source: emulator) needs the emulator; the global NPE on
+        # simulator draws does not, so it trains while the emulator does
+        unpack(lambda wildcards: {"emulator": rules.chem_emulator.output.model}
+               if wildcards.kind == "joint" or CHEM["npe"]["global_source"] == "emulator" else {}),
     output:
         posterior="results/chem/npe_{kind}.pt",
     params:
@@ -197,6 +192,8 @@ rule chem_systematics:
         "../../scripts/chem_systematics.py"
 
 
+# multistar, coverage, timing (like npe, systematics): one thread. The flows are small; on the shared 2-core
+# machine two intra-op threads ran ~4x slower per NPE epoch than one, and two one-thread jobs run side by side.
 rule chem_multistar:
     """alpha_IMF and log10_N_Ia from 1 ... N stars of one data set, two combinations, timed."""
     input:
@@ -212,7 +209,7 @@ rule chem_multistar:
         multistar=CHEM["multistar"],
     log:
         "logs/chem/multistar_{dataset}.log",
-    threads: 2
+    threads: 1
     resources:
         mem_mb=6000,
         runtime=60,
@@ -241,7 +238,7 @@ rule chem_coverage:
         noise_dex=CHEM["npe"]["noise_dex"],
     log:
         "logs/chem/coverage.log",
-    threads: 2
+    threads: 1
     resources:
         mem_mb=6000,
         runtime=120,
@@ -265,7 +262,7 @@ rule chem_timing:
         noise_dex=CHEM["npe"]["noise_dex"],
     log:
         "logs/chem/timing.log",
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=60,

@@ -34,6 +34,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from scipy.interpolate import RegularGridInterpolator
 
 from ..inference.calibration import credibility_gaussian, credibility_grid
 from .npe import log_prob_grid, sample
@@ -77,7 +78,7 @@ def _grid(box, n):
 
 
 def grid_posterior(posterior, x, priors: Priors, n_grid: int = 40, n_zoom: int = 4, truth=None,
-                   threshold: float = 15.0, acceptance=None) -> dict:
+                   threshold: float = 15.0, acceptance=None, n_coarse: int | None = None) -> dict:
     """Posterior of Lambda on a zoomed 2-D grid from the ``global`` NPE: mean, cov, credibility of ``truth``.
 
     ``acceptance``: the :class:`~galaxy_sbi.chem.npe.AcceptanceModel` of an NPE trained on accepted
@@ -85,15 +86,30 @@ def grid_posterior(posterior, x, priors: Priors, n_grid: int = 40, n_zoom: int =
     q(Lambda | x) / P(acc | Lambda)).
 
     Stage 0 covers the prior box; each next stage covers the cells within ``threshold`` of the maximum log
-    posterior (plus one cell), until a cell is < 1/3 of the posterior width or ``n_zoom`` stages."""
+    posterior (plus one cell), until a cell is < 1/3 of the posterior width or ``n_zoom`` stages.
+
+    ``n_coarse`` (< ``n_grid``): the zoom stages use ``n_coarse`` points per axis, and the stage after the box
+    has converged (at the latest stage ``n_zoom``) ``n_grid``: the NPE is evaluated on ~n_coarse^2 instead of
+    n_grid^2 points in the zoom stages, and the last stage skips the points where the (interpolated) coarse log
+    posterior is > ``threshold`` + 3 below its maximum (weight < e^-18: no mass; their log density is -inf)."""
     box = np.column_stack([priors.low[:N_GLOBAL], priors.high[:N_GLOBAL]])
     extra = np.atleast_2d(truth) if truth is not None else np.zeros((0, N_GLOBAL))
-    for _ in range(n_zoom + 1):
+    n_full = n_grid
+    coarse = n_coarse is not None and n_coarse < n_full
+    if coarse:
+        n_grid = n_coarse
+    coarse_logp = None
+    for stage in range(n_zoom + 1 + coarse):
         pts, (a, b) = _grid(box, n_grid)
         allpts = np.vstack([pts, extra])
-        logp = log_prob_grid(posterior, x, allpts).sum(0) + priors.global_log_prior(allpts)
+        ev = np.ones(len(allpts), bool)
+        if coarse_logp is not None:  # the full stage after the coarse ones: only where the posterior has mass
+            ev[: len(pts)] = coarse_logp(pts) > coarse_logp.values.max() - threshold - 3
+            coarse_logp = None
+        logp = np.full(len(allpts), -np.inf)
+        logp[ev] = log_prob_grid(posterior, x, allpts[ev]).sum(0) + priors.global_log_prior(allpts[ev])
         if acceptance is not None:
-            logp = logp - len(x) * acceptance.log_p(allpts)
+            logp[ev] = logp[ev] - len(x) * acceptance.log_p(allpts[ev])
         logp_grid, logp_extra = logp[: len(pts)], logp[len(pts):]
         w = np.exp(logp_grid - logp_grid.max())
         w /= w.sum()
@@ -111,6 +127,11 @@ def grid_posterior(posterior, x, priors: Priors, n_grid: int = 40, n_zoom: int =
         # never shrink below a few posterior widths: keeps the peak resolved, not aliased
         centre, half = new.mean(1), np.maximum((new[:, 1] - new[:, 0]) / 2, 4 * sd)
         new = np.column_stack([centre - half, centre + half])
+        if coarse and (stage >= n_zoom - 1 or np.all(new[:, 1] - new[:, 0] > 0.5 * (box[:, 1] - box[:, 0]))):
+            coarse_logp = RegularGridInterpolator((a, b), logp_grid.reshape(n_grid, n_grid), bounds_error=False,
+                                                  fill_value=np.inf)
+            coarse, n_grid, box = False, n_full, new  # converged (or the last stage): the full-resolution stage
+            continue
         if np.allclose(new, box):
             break
         box = new
@@ -149,7 +170,8 @@ def add_systematics(grid: dict, sys_cov, truth=None, n_grid: int = 40) -> dict:
 
 # ---- estimates vs number of stars ----------------------------------------------------------------------
 def infer_vs_nstars(obs, star_counts, joint_posterior, global_posterior, priors: Priors, truth, *,
-                    n_samples: int = 1000, n_grid: int = 48, seed: int = 0, acceptance=None, sys_cov=None) -> dict:
+                    n_samples: int = 1000, n_grid: int = 48, seed: int = 0, acceptance=None, sys_cov=None,
+                    n_coarse: int | None = None) -> dict:
     """Both combinations for the first n stars, n in ``star_counts``; wall times of the largest n.
 
     ``grid``: the calibrated method, the grid posterior convolved with the systematic kernel ``sys_cov``
@@ -169,7 +191,8 @@ def infer_vs_nstars(obs, star_counts, joint_posterior, global_posterior, priors:
         gm, gc = combine_gaussian(means[:n], covs[:n], prior_mean, prior_cov)
         t_gauss = time.perf_counter() - t1
         t2 = time.perf_counter()
-        grid = grid_posterior(global_posterior, obs[:n], priors, n_grid=n_grid, truth=truth, acceptance=acceptance)
+        grid = grid_posterior(global_posterior, obs[:n], priors, n_grid=n_grid, truth=truth, acceptance=acceptance,
+                              n_coarse=n_coarse)
         cal = add_systematics(grid, sys_cov, truth, n_grid=n_grid)
         t_grid = time.perf_counter() - t2
         rows.append({"n_stars": n,
@@ -187,7 +210,7 @@ def infer_vs_nstars(obs, star_counts, joint_posterior, global_posterior, priors:
 
 def coverage_study(yields, priors: Priors, joint_posterior, global_posterior, *, n_galaxies: int, star_counts,
                    noise_dex: float, n_samples: int, n_grid: int, rng: np.random.Generator, log=None,
-                   acceptance=None, sys_cov=None) -> dict:
+                   acceptance=None, sys_cov=None, n_coarse: int | None = None) -> dict:
     """Credibility of the true Lambda under both combinations for mock galaxies with Lambda ~ population prior."""
     from .datasets import simulated_galaxy
 
@@ -201,7 +224,7 @@ def coverage_study(yields, priors: Priors, joint_posterior, global_posterior, *,
         gal = simulated_galaxy(yields, priors, truth, max(star_counts), noise_dex, rng)
         res = infer_vs_nstars(gal["obs"], star_counts, joint_posterior, global_posterior, priors, truth,
                               n_samples=n_samples, n_grid=n_grid, seed=int(rng.integers(2**31)),
-                              acceptance=acceptance, sys_cov=sys_cov)
+                              acceptance=acceptance, sys_cov=sys_cov, n_coarse=n_coarse)
         for j, row in enumerate(res["rows"]):
             for m in METHODS:
                 cred[m][g, j] = row[f"{m}_credibility"]
@@ -213,7 +236,8 @@ def coverage_study(yields, priors: Priors, joint_posterior, global_posterior, *,
 
 
 def systematics_study(yields, priors: Priors, global_posterior, *, n_galaxies: int, n_stars: int, noise_dex: float,
-                      n_grid: int, rng: np.random.Generator, acceptance=None, log=None) -> dict:
+                      n_grid: int, rng: np.random.Generator, acceptance=None, log=None,
+                      n_coarse: int | None = None) -> dict:
     """Systematic-error covariance of the grid combination from mock galaxies of the training simulator.
 
     For galaxies with Lambda ~ population prior and ``n_stars`` stars, the grid posterior's mean misses the
@@ -228,7 +252,8 @@ def systematics_study(yields, priors: Priors, global_posterior, *, n_galaxies: i
         truth = np.clip(rng.normal(priors.mean[:N_GLOBAL], priors.sigma[:N_GLOBAL]), priors.low[:N_GLOBAL],
                         priors.high[:N_GLOBAL])
         gal = simulated_galaxy(yields, priors, truth, n_stars, noise_dex, rng)
-        res = grid_posterior(global_posterior, gal["obs"], priors, n_grid=n_grid, acceptance=acceptance)
+        res = grid_posterior(global_posterior, gal["obs"], priors, n_grid=n_grid, acceptance=acceptance,
+                             n_coarse=n_coarse)
         d.append(res["mean"] - truth)
         covs.append(res["cov"])
         truths.append(truth)
