@@ -3,7 +3,6 @@ import json
 import logging
 
 import numpy as np
-import torch
 
 from galaxy_sbi.chem import multistar, npe
 from galaxy_sbi.chem.datasets import load_yields
@@ -15,12 +14,11 @@ from galaxy_sbi.workflow import run_script
 
 def main(smk):
     log = logging.getLogger("chem_coverage")
-    torch.set_num_threads(smk.threads)
     p = smk.params
     priors = Priors.from_config(p.priors)
     joint, _ = npe.load_posterior(smk.input.joint)
     glob, _, acceptance = npe.load_npe(smk.input.glob)
-    sys_cov = np.asarray(json.loads(open(smk.input.systematics).read())["sys_cov"])
+    sys_cov = multistar.read_systematics_cov(smk.input.systematics)
     rng = np.random.default_rng(np.random.SeedSequence([p.seed, 7005]))
     res = multistar.coverage_study(load_yields(p.yields), priors, joint, glob, n_galaxies=p.coverage["n_galaxies"],
                                    star_counts=p.coverage["star_counts"], noise_dex=p.noise_dex,

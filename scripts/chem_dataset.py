@@ -2,7 +2,6 @@
 import logging
 
 import numpy as np
-import torch
 
 from galaxy_sbi.chem import datasets as D
 from galaxy_sbi.chem.priors import Priors
@@ -13,7 +12,6 @@ _INDEX = {"simulator": 0, "simulator_alt": 1, "tng": 2, "vice": 3}
 
 def main(smk):
     log = logging.getLogger("chem_dataset")
-    torch.set_num_threads(smk.threads)
     p = smk.params
     name = smk.wildcards.dataset
     priors = Priors.from_config(p.priors)

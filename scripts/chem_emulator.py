@@ -3,7 +3,6 @@ import json
 import logging
 
 import numpy as np
-import torch
 import xarray as xr
 
 from galaxy_sbi.chem import emulator as emu
@@ -14,7 +13,6 @@ from galaxy_sbi.workflow import run_script
 
 def main(smk):
     log = logging.getLogger("chem_emulator")
-    torch.set_num_threads(smk.threads)
     p = smk.params
     priors = Priors.from_config(p.priors)
     with xr.open_dataset(smk.input.simulations) as ds:

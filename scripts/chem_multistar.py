@@ -3,7 +3,6 @@ import json
 import logging
 
 import numpy as np
-import torch
 
 from galaxy_sbi.chem import multistar, npe
 from galaxy_sbi.chem.priors import Priors
@@ -12,12 +11,11 @@ from galaxy_sbi.workflow import run_script
 
 def main(smk):
     log = logging.getLogger("chem_multistar")
-    torch.set_num_threads(smk.threads)
     p = smk.params
     priors = Priors.from_config(p.priors)
     joint, _ = npe.load_posterior(smk.input.joint)
     glob, _, acceptance = npe.load_npe(smk.input.glob)
-    sys_cov = np.asarray(json.loads(open(smk.input.systematics).read())["sys_cov"])
+    sys_cov = multistar.read_systematics_cov(smk.input.systematics)
     with np.load(smk.input.data) as d:
         obs, truth, note = d["obs"], d["truth"], str(d["note"])
     ms = p.multistar

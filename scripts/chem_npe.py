@@ -2,7 +2,6 @@
 import logging
 
 import numpy as np
-import torch
 
 from galaxy_sbi.chem import npe
 from galaxy_sbi.chem.datasets import load_yields
@@ -13,7 +12,6 @@ from galaxy_sbi.workflow import run_script
 
 def main(smk):
     log = logging.getLogger("chem_npe")
-    torch.set_num_threads(smk.threads)
     p = smk.params
     kind = smk.wildcards.kind
     priors = Priors.from_config(p.priors)

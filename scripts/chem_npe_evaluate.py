@@ -3,7 +3,6 @@ import json
 import logging
 
 import numpy as np
-import torch
 import xarray as xr
 
 from galaxy_sbi.chem import PARAMETER_NAMES, npe
@@ -15,7 +14,6 @@ from galaxy_sbi.workflow import run_script
 
 def main(smk):
     log = logging.getLogger("chem_npe_evaluate")
-    torch.set_num_threads(smk.threads)
     p = smk.params
     posterior, summary = npe.load_posterior(smk.input.posterior)
     rng = np.random.default_rng(np.random.SeedSequence([p.seed, 7003]))

@@ -17,7 +17,6 @@ TARGETS = {"emulator_ape_median_percent": 1.6, "npe_ape_median_percent": 9.1,
 
 def main(smk):
     log = logging.getLogger("chem_report")
-    p = smk.params
     results = [json.loads(Path(f).read_text()) for f in smk.input.multistar]
     emu = json.loads(Path(smk.input.emulator).read_text())
     npe = json.loads(Path(smk.input.npe).read_text())

@@ -4,7 +4,6 @@ were drawn at the seed's time: the distribution its emulator APE of 1.6 % and NP
 import logging
 
 import numpy as np
-import torch
 
 from galaxy_sbi.chem.datasets import OBS_LABELS, load_yields, simulate_valid
 from galaxy_sbi.chem.priors import Priors
@@ -13,7 +12,6 @@ from galaxy_sbi.workflow import run_script
 
 def main(smk):
     log = logging.getLogger("chem_simulate")
-    torch.set_num_threads(smk.threads)
     p = smk.params
     chunk = int(smk.wildcards.chunk)
     priors = Priors.from_config(p.priors)

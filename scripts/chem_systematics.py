@@ -3,7 +3,6 @@ import json
 import logging
 
 import numpy as np
-import torch
 
 from galaxy_sbi.chem import multistar, npe
 from galaxy_sbi.chem.datasets import load_yields
@@ -13,7 +12,6 @@ from galaxy_sbi.workflow import run_script
 
 def main(smk):
     log = logging.getLogger("chem_systematics")
-    torch.set_num_threads(smk.threads)
     p = smk.params
     priors = Priors.from_config(p.priors)
     glob, _, acceptance = npe.load_npe(smk.input.glob)

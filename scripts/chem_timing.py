@@ -14,7 +14,6 @@ from galaxy_sbi.workflow import run_script
 
 def main(smk):
     log = logging.getLogger("chem_timing")
-    torch.set_num_threads(smk.threads)
     p = smk.params
     priors = Priors.from_config(p.priors)
     model = load_emulator(smk.input.emulator)

@@ -18,7 +18,9 @@ def run_script(main: Callable, smk) -> None:
     if smk.log:
         handlers.append(logging.FileHandler(str(smk.log[0]), mode="w"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", handlers=handlers, force=True)
-    if "torch" in sys.modules:  # torch takes every core by default; its spinning threads then fight other jobs
+    # torch takes every core by default (its spinning threads then fight other jobs): the rule's threads instead;
+    # the chem scripts get torch through galaxy_sbi.chem, so none of them sets it again
+    if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(max(1, int(smk.threads)))
     try:
         main(smk)

@@ -141,6 +141,14 @@ def grid_posterior(posterior, x, priors: Priors, n_grid: int = 40, n_zoom: int =
     return out
 
 
+def read_systematics_cov(path) -> np.ndarray:
+    """The systematic-error covariance of the global parameters written by the chem_systematics rule."""
+    import json
+
+    with open(path) as f:
+        return np.asarray(json.load(f)["sys_cov"], float)
+
+
 def add_systematics(grid: dict, sys_cov, truth=None, n_grid: int = 40) -> dict:
     """The grid posterior convolved with a Gaussian systematic-error kernel N(0, ``sys_cov``).
 
