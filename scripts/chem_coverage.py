@@ -16,14 +16,15 @@ def main(smk):
     log = logging.getLogger("chem_coverage")
     p = smk.params
     priors = Priors.from_config(p.priors)
-    joint, _ = npe.load_posterior(smk.input.joint)
+    joint, joint_summary = npe.load_posterior(smk.input.joint)
     glob, _, acceptance = npe.load_npe(smk.input.glob)
     sys_cov = multistar.read_systematics_cov(smk.input.systematics)
     rng = np.random.default_rng(np.random.SeedSequence([p.seed, 7005]))
     res = multistar.coverage_study(load_yields(p.yields), priors, joint, glob, n_galaxies=p.coverage["n_galaxies"],
                                    star_counts=p.coverage["star_counts"], noise_dex=p.noise_dex,
                                    n_samples=p.multistar["n_samples"], n_grid=p.multistar["n_grid"], rng=rng, log=log,
-                                   acceptance=acceptance, sys_cov=sys_cov, n_coarse=p.multistar.get("n_coarse"))
+                                   acceptance=acceptance, sys_cov=sys_cov, n_coarse=p.multistar.get("n_coarse"),
+                                   joint_prior=joint_summary.get("training_prior", "box"))
     levels = np.linspace(0, 1, 21)
     summary = {"n_galaxies": p.coverage["n_galaxies"], "levels": levels.tolist(), "methods": {},
                "note": "grid: the calibrated method (grid posterior + systematic kernel of results/chem/"

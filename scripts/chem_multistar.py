@@ -13,7 +13,7 @@ def main(smk):
     log = logging.getLogger("chem_multistar")
     p = smk.params
     priors = Priors.from_config(p.priors)
-    joint, _ = npe.load_posterior(smk.input.joint)
+    joint, joint_summary = npe.load_posterior(smk.input.joint)
     glob, _, acceptance = npe.load_npe(smk.input.glob)
     sys_cov = multistar.read_systematics_cov(smk.input.systematics)
     with np.load(smk.input.data) as d:
@@ -22,7 +22,8 @@ def main(smk):
     counts = sorted({min(n, len(obs)) for n in ms["star_counts"]})  # a smaller data set stops at its size
     res = multistar.infer_vs_nstars(obs, counts, joint, glob, priors, truth, n_samples=ms["n_samples"],
                                     n_grid=ms["n_grid"], seed=p.seed, acceptance=acceptance,
-                                    sys_cov=sys_cov, n_coarse=ms.get("n_coarse"))
+                                    sys_cov=sys_cov, n_coarse=ms.get("n_coarse"),
+                                    joint_prior=joint_summary.get("training_prior", "box"))
     for r in res["rows"]:
         log.info("N=%d gaussian %s +- %s | grid %s +- %s (statistical only: +- %s)", r["n_stars"],
                  np.round(r["gaussian_mean"], 4), np.round(r["gaussian_sd"], 4), np.round(r["grid_mean"], 4),

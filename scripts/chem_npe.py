@@ -22,7 +22,7 @@ def main(smk):
     n = cfg["n_simulations"] if kind == "joint" else cfg["n_simulations_global"]
     yields = load_yields(p.yields) if source == "simulator" else None
     theta, x, info = npe.training_set(model, priors, n, cfg["noise_dex"], rng, kind=kind, source=source,
-                                      yields=yields)
+                                      yields=yields, joint_prior=cfg["joint_prior"])
     prior = priors.box() if kind == "joint" else priors.box(slice(0, N_GLOBAL))
     log.info("training the %s NPE on %d %s draws (%s)", kind, len(theta), source, cfg[kind])
     flow = dict(cfg[kind])
@@ -32,6 +32,8 @@ def main(smk):
                                        max_epochs=max_epochs, stop_after_epochs=cfg["stop_after_epochs"],
                                        seed=p.seed, **flow)
     summary["source"], summary["n_simulations"] = source, len(theta)
+    if kind == "joint":
+        summary["training_prior"] = cfg["joint_prior"]  # the multi-star Gaussian product's prior correction reads it
     npe.save_posterior(posterior, smk.output.posterior, summary, acceptance=info["acceptance"].to_dict())
 
 

@@ -40,16 +40,24 @@ def main(smk):
     # the Gaussian population prior (the seed's training and validation distribution).
     seed_like = {}
     if len(theta_pop):
-        ape_pop = absolute_percentage_error(npe.sample(posterior, x_pop, n_s, seed=p.seed + 1).mean(0), theta_pop)
+        samples_pop = npe.sample(posterior, x_pop, n_s, seed=p.seed + 1)
+        ape_pop = absolute_percentage_error(samples_pop.mean(0), theta_pop)
         qq = np.percentile(ape_pop, [25, 50, 75])
         seed_like = {"median": qq[1], "p25": qq[0], "p75": qq[2], "n": len(theta_pop),
                      "globals_median": float(np.median(ape_pop[:, :2])),
                      "per_parameter_median": dict(zip(PARAMETER_NAMES, np.median(ape_pop, 0).tolist()))}
         log.info("NPE APE, all parameters pooled, population-prior sets (the study's definition): median %.1f %% "
                  "(25 %%: %.1f, 75 %%: %.1f); globals only %.1f %%", qq[1], qq[0], qq[2], seed_like["globals_median"])
-    # from the samples already drawn: sbi's run_sbc / run_tarp would redraw them through rejection sampling
-    ranks = cal.sbc_ranks_from_samples(samples, theta)
-    tarp = cal.tarp_from_samples(samples, theta, seed=p.seed)
+    # SBC and TARP hold on draws from the NPE's training prior: the population sets for a population-trained NPE,
+    # the box's validation sets otherwise. From the samples already drawn: sbi's run_sbc / run_tarp would redraw
+    # them through rejection sampling.
+    training_prior = summary.get("training_prior", "box")
+    if training_prior == "population" and len(theta_pop):
+        cal_samples, cal_theta, cal_sets = samples_pop, theta_pop, "population"
+    else:
+        cal_samples, cal_theta, cal_sets = samples, theta, "validation"
+    ranks = cal.sbc_ranks_from_samples(cal_samples, cal_theta)
+    tarp = cal.tarp_from_samples(cal_samples, cal_theta, seed=p.seed)
     metrics = {"n_validation": len(theta), "n_posterior_samples": n_s,
                "ape_percent_all": {"median": q[1], "p16": q[0], "p84": q[2]}, "ape_percent": per,
                "ape_percent_all_population": seed_like,
@@ -57,11 +65,13 @@ def main(smk):
                "target_median_percent": 9.1,
                "sbc_ks_pvalue": dict(zip(PARAMETER_NAMES, cal.sbc_uniformity_pvalues(ranks, n_s).tolist())),
                "tarp_atc": tarp["atc"], "tarp_ks_pvalue": tarp["ks_pvalue"], "training": summary,
-               "note": "validation sets are accepted simulator runs: the accepted region, not the whole uniform "
-                       "box the NPE was trained on, so SBC/TARP test the NPE where real stars live"}
+               "training_prior": training_prior, "sbc_tarp_sets": cal_sets,
+               "note": "validation sets: accepted simulator runs of the uniform box; population sets: accepted runs "
+                       "of the population prior. SBC/TARP use the sets of the NPE's training prior (sbc_tarp_sets); "
+                       "both hold only accepted runs, where real stars live"}
     with open(smk.output.metrics, "w") as f:
         json.dump(metrics, f, indent=2, default=float)
-    plot_chem_sbc(ranks, n_s, list(PARAMETER_NAMES), smk.output.sbc)
+    plot_chem_sbc(ranks, n_s, list(PARAMETER_NAMES), smk.output.sbc, sets=cal_sets)
     plot_chem_tarp(tarp["ecp"], tarp["alpha"], tarp["atc"], smk.output.tarp)
 
 

@@ -19,6 +19,36 @@ def test_prior_precision_is_added_once():
     np.testing.assert_allclose(c, 0.5 * np.eye(2))
 
 
+def test_prior_correction_divides_out_the_prior_each_star_holds():
+    """Stars with Gaussian likelihoods N(x_i; mu, L^-1): each single-star posterior holds the prior once; the
+    corrected product must equal the exact posterior prior x prod_i likelihood_i."""
+    rng = np.random.default_rng(0)
+    p0, m0 = np.diag([1 / 0.09, 1 / 0.09]), np.array([-2.3, -2.89])
+    lik = np.array([[100.0, 20.0], [20.0, 50.0]])
+    x = rng.multivariate_normal([-2.25, -2.95], np.linalg.inv(lik), 50)
+    post_cov = np.linalg.inv(p0 + lik)
+    means = (post_cov @ (p0 @ m0 + x @ lik).T).T
+    covs = np.broadcast_to(post_cov, (50, 2, 2))
+    m, c = combine_gaussian(means, covs, m0, np.linalg.inv(p0), prior_in_each=True)
+    exact_prec = p0 + 50 * lik
+    np.testing.assert_allclose(c, np.linalg.inv(exact_prec), rtol=1e-10)
+    np.testing.assert_allclose(m, np.linalg.solve(exact_prec, p0 @ m0 + lik @ x.sum(0)), rtol=1e-10)
+    # without the correction the prior would count 50 times and pull the mean towards it
+    m_wrong, _ = combine_gaussian(means, covs)
+    assert np.abs(m_wrong - m0).sum() < np.abs(m - m0).sum()
+
+
+def test_an_uninformative_star_leaves_the_corrected_product_unchanged():
+    p0_cov, m0 = np.diag([0.09, 0.09]), np.array([-2.3, -2.89])
+    means, covs = np.array([[-2.2, -2.8]]), np.diag([0.01, 0.02])[None]
+    base = combine_gaussian(means, covs, m0, p0_cov, prior_in_each=True)
+    # a star whose posterior is wider than the prior (a noisy fit) adds nothing instead of negative precision
+    wide = combine_gaussian(np.vstack([means, m0]), np.concatenate([covs, 2 * p0_cov[None]]), m0, p0_cov,
+                            prior_in_each=True)
+    np.testing.assert_allclose(wide[1], base[1], rtol=1e-10)
+    np.testing.assert_allclose(wide[0], base[0], rtol=1e-10)
+
+
 def test_gaussian_fits_recover_mean_and_covariance():
     rng = np.random.default_rng(1)
     cov = np.array([[0.04, 0.01], [0.01, 0.09]])

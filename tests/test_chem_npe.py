@@ -50,3 +50,21 @@ def test_global_training_set_from_the_simulator_keeps_accepted_sets_and_fits_the
     lp = info["acceptance"].log_p(np.array([[-2.9, -2.89], [-2.3, -2.89], [-1.7, -2.89]]))
     assert np.all(lp <= 0) and lp[0] < lp[1] < lp[2]
     assert 0.3 < np.exp(lp[0]) < 0.7 and np.exp(lp[2]) > 0.8
+
+
+def test_joint_training_set_draws_from_the_chosen_prior():
+    """population: the joint NPE learns the population posterior (its draws follow N(mean, sigma)); box: uniform."""
+    import pytest
+
+    from galaxy_sbi.chem.npe import training_set
+
+    emulator = torch.nn.Linear(6, 8)
+    rng = np.random.default_rng(1)
+    theta, x, _ = training_set(emulator, PRIORS, 20000, 0.05, rng, kind="joint", joint_prior="population")
+    assert theta.shape == (20000, 6) and x.shape == (20000, 8)
+    np.testing.assert_allclose(theta[:, :4].mean(0), PRIORS.mean[:4], atol=0.01)
+    np.testing.assert_allclose(theta[:, :4].std(0), PRIORS.sigma[:4], rtol=0.03)
+    box, _, _ = training_set(emulator, PRIORS, 20000, 0.05, rng, kind="joint", joint_prior="box")
+    np.testing.assert_allclose(box[:, 0].std(), (PRIORS.high[0] - PRIORS.low[0]) / np.sqrt(12), rtol=0.03)
+    with pytest.raises(ValueError, match="joint NPE prior"):
+        training_set(emulator, PRIORS, 10, 0.05, rng, kind="joint", joint_prior="gaussian")

@@ -408,7 +408,8 @@ def plot_chem_emulator_ape(ape: np.ndarray, labels, path: str | Path) -> Path:
     return _save(fig, path)
 
 
-def plot_chem_sbc(ranks: np.ndarray, n_samples: int, names, path: str | Path, bins: int = 20) -> Path:
+def plot_chem_sbc(ranks: np.ndarray, n_samples: int, names, path: str | Path, bins: int = 20,
+                  sets: str = "validation") -> Path:
     _style()
     from scipy import stats
 
@@ -423,7 +424,7 @@ def plot_chem_sbc(ranks: np.ndarray, n_samples: int, names, path: str | Path, bi
         ax.axhspan(lo, hi, color="0.85")
         ax.hist(ranks[:, i], bins=np.linspace(0, n_samples, bins + 1), color="C0")
         ax.set(title=names[i], xlabel="rank", yticks=[])
-    fig.suptitle(f"SBC ranks of the joint NPE on {n} validation sets (grey: 99 % band of a uniform histogram)")
+    fig.suptitle(f"SBC ranks of the joint NPE on {n} {sets} sets (grey: 99 % band of a uniform histogram)")
     return _save(fig, path)
 
 

@@ -9,11 +9,13 @@ Two estimates of it:
 
 * ``gaussian`` (the study): sample the joint 6-parameter NPE for each star, fit a 2-D Gaussian N(m_i, S_i) to
   the (alpha_IMF, log10_N_Ia) samples, and multiply: prod_i q_i / p_npe^(N-1). The NPE prior is uniform on the
-  box, so the prior correction only restricts to the box; precisions add up. We multiply by the Gaussian
-  population prior of Lambda (the inference prior everywhere in this graph). Approximations: Gaussian shape
-  of every single-star posterior (they are broad, skewed and truncated by the box), and the joint NPE
-  marginalises the locals over its *uniform* training box instead of the population prior. Both errors are
-  per star and add up coherently, so the combined posterior narrows as 1/sqrt(N) around a biased point:
+  population prior (``chem.npe.joint_prior: population``, the default), so every q_i holds the prior once and
+  the prior correction divides N - 1 copies of it out: precisions add up, minus (N - 1) prior precisions. With a
+  joint NPE trained on the uniform box (``box``) the correction only restricts to the box and the population
+  prior of Lambda (the inference prior everywhere in this graph) is multiplied in once; that NPE then
+  marginalises the locals over the box instead of the population prior. Approximations: Gaussian shape of every
+  single-star posterior (they are broad, skewed and truncated by the box) and the NPE's own density error. Both
+  are per star and add up coherently, so the combined posterior narrows as 1/sqrt(N) around a biased point:
   over-confident for large N.
 * ``grid`` (calibrated): the ``global`` NPE was trained with Lambda uniform and l ~ pi(l) on *accepted*
   simulator runs (a star exists only where the simulator accepts its parameters, as in every data set), so
@@ -56,15 +58,33 @@ def gaussian_fits(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, cov + 1e-8 * np.eye(N_GLOBAL)  # a degenerate sample set stays invertible
 
 
-def combine_gaussian(means, covs, prior_mean=None, prior_cov=None):
-    """Product of Gaussians (prior precision added once when given): (mean (2,), cov (2, 2))."""
+def combine_gaussian(means, covs, prior_mean=None, prior_cov=None, prior_in_each: bool = False):
+    """Product of Gaussians with the prior once: (mean (2,), cov (2, 2)).
+
+    ``prior_in_each=False``: the single-star posteriors had a flat prior, so the prior precision is added once.
+    ``prior_in_each=True``: every single-star posterior already holds the Gaussian prior, so N - 1 copies of it
+    are divided out (the study's prior correction): precision P_prior + sum_i (P_i - P_prior), in information
+    form. A star whose fitted posterior is wider than the prior in some direction (an uninformative star, or a
+    few-hundred-sample fit) adds no negative information there: its likelihood keeps only the directions
+    where P_i - P_prior is positive."""
     prec = np.linalg.inv(covs)
-    p_sum = prec.sum(0)
     h = np.einsum("nij,nj->i", prec, means)
-    if prior_mean is not None:
+    if prior_mean is None:
+        p_sum = prec.sum(0)
+    else:
         pp = np.linalg.inv(prior_cov)
-        p_sum = p_sum + pp
-        h = h + pp @ prior_mean
+        if prior_in_each:
+            # per star the likelihood in information form, (P_i - P_prior, P_i m_i - P_prior m_prior), kept in the
+            # eigen-directions where it adds information
+            val, vec = np.linalg.eigh(prec - pp)
+            info = (val > 0).astype(float)
+            h_i = np.einsum("nij,nj->ni", prec, means) - pp @ prior_mean
+            eta = np.einsum("nij,nj,nkj,nk->ni", vec, info, vec, h_i)
+            p_sum = pp + np.einsum("nij,nj,nkj->ik", vec, val * info, vec)
+            h = pp @ prior_mean + eta.sum(0)
+        else:
+            p_sum = prec.sum(0) + pp
+            h = h + pp @ prior_mean
     cov = np.linalg.inv(p_sum)
     return cov @ h, cov
 
@@ -179,8 +199,11 @@ def add_systematics(grid: dict, sys_cov, truth=None, n_grid: int = 40) -> dict:
 # ---- estimates vs number of stars ----------------------------------------------------------------------
 def infer_vs_nstars(obs, star_counts, joint_posterior, global_posterior, priors: Priors, truth, *,
                     n_samples: int = 1000, n_grid: int = 48, seed: int = 0, acceptance=None, sys_cov=None,
-                    n_coarse: int | None = None) -> dict:
+                    n_coarse: int | None = None, joint_prior: str = "box") -> dict:
     """Both combinations for the first n stars, n in ``star_counts``; wall times of the largest n.
+
+    ``joint_prior``: the prior the joint NPE was trained with (``population``: its single-star posteriors hold the
+    population prior, which the Gaussian product divides out N - 1 times; ``box``: flat).
 
     ``grid``: the calibrated method, the grid posterior convolved with the systematic kernel ``sys_cov``
     (:func:`add_systematics`); ``grid_stat``: the grid posterior alone (statistical errors only)."""
@@ -196,7 +219,8 @@ def infer_vs_nstars(obs, star_counts, joint_posterior, global_posterior, priors:
     timing = {}
     for n in star_counts:
         t1 = time.perf_counter()
-        gm, gc = combine_gaussian(means[:n], covs[:n], prior_mean, prior_cov)
+        gm, gc = combine_gaussian(means[:n], covs[:n], prior_mean, prior_cov,
+                                  prior_in_each=joint_prior == "population")
         t_gauss = time.perf_counter() - t1
         t2 = time.perf_counter()
         grid = grid_posterior(global_posterior, obs[:n], priors, n_grid=n_grid, truth=truth, acceptance=acceptance,
@@ -218,7 +242,7 @@ def infer_vs_nstars(obs, star_counts, joint_posterior, global_posterior, priors:
 
 def coverage_study(yields, priors: Priors, joint_posterior, global_posterior, *, n_galaxies: int, star_counts,
                    noise_dex: float, n_samples: int, n_grid: int, rng: np.random.Generator, log=None,
-                   acceptance=None, sys_cov=None, n_coarse: int | None = None) -> dict:
+                   acceptance=None, sys_cov=None, n_coarse: int | None = None, joint_prior: str = "box") -> dict:
     """Credibility of the true Lambda under both combinations for mock galaxies with Lambda ~ population prior."""
     from .datasets import simulated_galaxy
 
@@ -232,7 +256,7 @@ def coverage_study(yields, priors: Priors, joint_posterior, global_posterior, *,
         gal = simulated_galaxy(yields, priors, truth, max(star_counts), noise_dex, rng)
         res = infer_vs_nstars(gal["obs"], star_counts, joint_posterior, global_posterior, priors, truth,
                               n_samples=n_samples, n_grid=n_grid, seed=int(rng.integers(2**31)),
-                              acceptance=acceptance, sys_cov=sys_cov, n_coarse=n_coarse)
+                              acceptance=acceptance, sys_cov=sys_cov, n_coarse=n_coarse, joint_prior=joint_prior)
         for j, row in enumerate(res["rows"]):
             for m in METHODS:
                 cred[m][g, j] = row[f"{m}_credibility"]

@@ -92,16 +92,24 @@ class AcceptanceModel:
         return cls(d["coef"], np.asarray(d["centre"]), np.asarray(d["scale"]), d["degree"])
 
 
+#: where the joint NPE's parameter draws come from: the Gaussian population prior (the posterior it learns is the
+#: population posterior) or the uniform training box (a flat-prior posterior)
+JOINT_PRIORS = ("population", "box")
+
+
 def training_set(emulator, priors: Priors, n: int, noise_dex: float, rng: np.random.Generator, kind: str = "joint",
-                 source: str = "emulator", yields=None):
+                 source: str = "emulator", yields=None, joint_prior: str = "population"):
     """(theta, x, info): theta (n, 6) for ``joint`` or (n, 2) for ``global``; x the noisy observables.
 
+    ``joint_prior`` (``joint`` only): draw the six parameters from the population prior or the uniform box.
     ``source="simulator"`` (``global`` only) simulates with ``yields`` until ``n`` sets are accepted;
     ``info["acceptance"]`` is then the fitted :class:`AcceptanceModel`, else an empty model."""
     if kind == "joint":
         if source != "emulator":
             raise ValueError("the joint NPE is the study's: trained on emulator draws")
-        theta = priors.draw_uniform(n, rng)
+        if joint_prior not in JOINT_PRIORS:
+            raise ValueError(f"unknown joint NPE prior {joint_prior!r} (one of {JOINT_PRIORS})")
+        theta = priors.draw_population(n, rng) if joint_prior == "population" else priors.draw_uniform(n, rng)
         x = predict(emulator, theta)
         return theta, x + rng.normal(0.0, noise_dex, x.shape), {"acceptance": AcceptanceModel()}
     if kind != "global":
