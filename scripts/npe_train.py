@@ -14,6 +14,7 @@ def main(smk):
     settings = dict(smk.params.npe)
     if smk.params.get("parametrisation"):
         settings["parametrisation"] = smk.params.parametrisation
+    settings["sfh_window"] = tuple(smk.params.sfh_window)  # used by linexp only
     # the seed's 90 %: the test split is never seen
     _, x, labels, names = latents_and_labels(smk.input.latents, ["train", "validation"])
     log.info("training NPE (%s) on %d latent vectors, labels %s", settings["parametrisation"], len(x), names)

@@ -50,6 +50,24 @@ def test_linear_exponential_percentiles_match_the_closed_form():
     assert np.median(frac) > 0.05
 
 
+def test_linexp_percentiles_and_their_inverse():
+    """The bisection percentiles equal the files' labels (interpolated on 0.01 Gyr nodes) to 1e-4 Gyr, and the
+    (t0, tau) fitted to those labels are the grid's."""
+    ds = sfh.make_parametric({**PARAMETRIC, "thin": 10}, 1e10)
+    t0, tau, labels = ds.t0.values, ds.tau.values, ds.percentiles.values
+    exact = sfh.linexp_percentiles(t0, tau, 0.0, 14.0)
+    np.testing.assert_allclose(exact, labels, atol=1e-4, rtol=0)
+    assert np.all(np.diff(exact, axis=1) > 0)
+    f_t0, f_tau = sfh.linexp_parameters(labels, 0.0, 14.0)
+    np.testing.assert_allclose(f_t0, t0, atol=1e-3)
+    np.testing.assert_allclose(np.log10(f_tau), np.log10(tau), atol=1e-3)
+    e_t0, e_tau = sfh.linexp_parameters(exact, 0.0, 14.0)
+    np.testing.assert_allclose(e_t0, t0, atol=1e-8)
+    np.testing.assert_allclose(e_tau, tau, rtol=1e-8)
+    # no mass before t_obs: no percentiles
+    assert np.isnan(sfh.linexp_percentiles([14.5], [1.0], 0.0, 14.0)).all()
+
+
 def test_parametric_grid_is_the_seeds_and_mass_is_normalised():
     time, t0, tau = sfh.parametric_grid(PARAMETRIC)
     assert time.size == 1401 and time[-1] == 14.0

@@ -535,13 +535,19 @@ def plot_posterior_accuracy(true, mean, std, names, metrics: dict, path, title: 
     return _save(fig, path)
 
 
-def plot_posterior_coverage(levels, coverage: dict, band, n: int, path, title: str = "") -> Path:
-    """Empirical vs nominal coverage, one line per label and the joint HPD, with the binomial 95 % band."""
+def plot_posterior_coverage(levels, coverage: dict, band, n: int, path, title: str = "", band_sfh=None,
+                            n_sfh: int | None = None) -> Path:
+    """Empirical vs nominal coverage, one line per label and the joint HPD, with the binomial 95 % band of n
+    independent spectra and, when given, the wider 95 % band from resampling whole SFHs."""
     _style()
     levels = np.asarray(levels)
     fig, ax = plt.subplots(figsize=(5.6, 5.0), layout="constrained")
-    ax.fill_between(levels, band[0], band[1], color="0.85", label=f"95 % band, calibrated (n = {n})")
+    if band_sfh is not None:
+        ax.fill_between(levels, band_sfh[0], band_sfh[1], color="0.93", label=f"95 % band, SFH bootstrap ({n_sfh} SFHs)")
+    ax.fill_between(levels, band[0], band[1], color="0.82", label=f"95 % band, {n} independent spectra")
     ax.plot([0, 1], [0, 1], "k--", lw=1)
+    for sign in (-1, 1):
+        ax.plot([0, 1], [sign * 0.05, 1 + sign * 0.05], color="0.45", lw=0.8, ls=":", label="± 0.05" if sign > 0 else None)
     cmap = plt.get_cmap("viridis")
     keys = [k for k in coverage if k != "joint"]
     for j, k in enumerate(keys):

@@ -9,7 +9,7 @@ from galaxy_sbi.inference.npe import family_parametrisation, other_parametrisati
 
 
 wildcard_constraints:
-    parametrisation="naive|log_gaps",
+    parametrisation="naive|log_gaps|linexp",
 
 
 rule npe_train:
@@ -23,6 +23,8 @@ rule npe_train:
         npe=NPE,
         seed=config["seed"],
         parametrisation=lambda wildcards: family_parametrisation(NPE["parametrisation"], wildcards.family),
+        # the linear-exponential SFHs' window (start, t_obs), for the linexp parametrisation
+        sfh_window=[config["sfh"]["parametric"]["time_gyr"]["start"], config["sfh"]["parametric"]["time_gyr"]["stop"]],
     log:
         "logs/npe/{family}_train.log",
     # one thread: the flow is small (a 2-thread torch was 4x slower per epoch when other jobs shared the cores),
@@ -47,6 +49,7 @@ rule npe_train_alternative:
         npe=NPE,
         seed=config["seed"],
         parametrisation=lambda wildcards: wildcards.parametrisation,
+        sfh_window=[config["sfh"]["parametric"]["time_gyr"]["start"], config["sfh"]["parametric"]["time_gyr"]["stop"]],
     log:
         "logs/npe/{family}_train_{parametrisation}.log",
     threads: 1

@@ -58,6 +58,24 @@ def coverage_band(n: int, levels, confidence: float = 0.95) -> tuple[np.ndarray,
     return lo, hi
 
 
+def cluster_bootstrap_coverage(credibility, groups, levels, n_boot: int = 300, seed: int = 0) -> np.ndarray:
+    """Bootstrap replicas (n_boot, L) of the empirical coverage, resampling whole groups with replacement.
+
+    Test cases that share a group (spectra of one SFH in several [M/H] cells) have correlated errors, so the
+    coverage of n cases scatters more than the binomial band of n independent cases says; resampling groups
+    measures that scatter."""
+    cred = np.asarray(credibility, float).ravel()
+    levels = np.asarray(levels, float)
+    _, g = np.unique(np.asarray(groups), return_inverse=True)
+    n_g = g.max() + 1
+    # per group: number of cases and number inside each level
+    counts = np.bincount(g, minlength=n_g).astype(float)
+    inside = np.stack([np.bincount(g, weights=(cred <= c).astype(float), minlength=n_g) for c in levels], 1)
+    rng = np.random.default_rng(seed)
+    w = np.stack([np.bincount(rng.integers(0, n_g, n_g), minlength=n_g) for _ in range(n_boot)]).astype(float)
+    return (w @ inside) / (w @ counts)[:, None]
+
+
 # ---------------------------------------------------------------------------------------------
 # sample-based versions (posterior samples already drawn; used by the spectra graph's evaluation)
 # ---------------------------------------------------------------------------------------------

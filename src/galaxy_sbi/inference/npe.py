@@ -18,6 +18,10 @@ The spectra graph's labels (t10...t90, [M/H], [alpha/Fe]) are sampled through :c
 - ``log_gaps`` (order-preserving): theta = (t10, log(t20 - t10), ..., log(t90 - t80), [M/H], [alpha/Fe]);
   every sample maps back to t10 < t20 < ... < t90 by construction. Gaps are floored at ``min_gap`` (1e-3
   Gyr) before the log, so a training SFH with two (numerically) equal percentiles stays finite.
+- ``linexp`` (the parametric family only, order-preserving): theta = (t0, log10 tau, [M/H], [alpha/Fe]) of the
+  linear-exponential SFH whose percentiles the labels are (fitted from all nine, exact to ~1e-5 Gyr on the
+  SFH files' labels); samples map back through the closed-form percentiles. The nine percentiles of this
+  family lie on a 2-D surface, so a 10-D flow over them must spread density off it; over (t0, tau) it need not.
 
 :class:`SpectraPosterior` bundles the sbi posterior, the parametrisation, the label names and the prior box,
 so another process loads one file and samples labels in physical units.
@@ -35,7 +39,7 @@ import torch
 
 log = logging.getLogger(__name__)
 
-PARAMETRISATIONS = ("naive", "log_gaps")
+PARAMETRISATIONS = ("naive", "log_gaps", "linexp")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,19 +192,27 @@ class LabelParametrisation:
     kind: str
     names: list[str]
     min_gap: float = 1e-3
+    #: linexp only: (start, end) of the SFHs' time window in Gyr (mass formed between them; the end is t_obs)
+    sfh_window: tuple[float, float] | None = None
 
     def __post_init__(self):
         if self.kind not in PARAMETRISATIONS:
             raise ValueError(f"unknown parametrisation {self.kind!r} (one of {PARAMETRISATIONS})")
         self.names = [str(n) for n in self.names]
         self.cols = percentile_columns(self.names)
-        if self.kind == "log_gaps" and self.cols != list(range(self.cols[0], self.cols[0] + len(self.cols))):
-            raise ValueError("log_gaps needs the percentile columns to be contiguous")
+        if self.kind in ("log_gaps", "linexp") and self.cols != list(range(self.cols[0], self.cols[0] + len(self.cols))):
+            raise ValueError(f"{self.kind} needs the percentile columns to be contiguous")
+        if self.kind == "linexp" and self.sfh_window is None:
+            raise ValueError("linexp needs sfh_window = (start, t_obs) of the linear-exponential SFHs")
+        self.percentiles = [float(self.names[c][1:]) for c in self.cols]
 
     @property
     def theta_names(self) -> list[str]:
         if self.kind == "naive":
             return list(self.names)
+        if self.kind == "linexp":
+            c = self.cols
+            return self.names[:c[0]] + ["t0", "log10_tau"] + self.names[c[-1] + 1:]
         out = list(self.names)
         for a, b in zip(self.cols[:-1], self.cols[1:]):
             out[b] = f"log({self.names[b]}-{self.names[a]})"
@@ -210,15 +222,33 @@ class LabelParametrisation:
         labels = np.asarray(labels, float)
         if self.kind == "naive":
             return labels.copy()
+        if self.kind == "linexp":
+            from ..spectra.sfh import linexp_parameters
+
+            c = self.cols
+            flat = labels.reshape(-1, labels.shape[-1])
+            t0, tau = linexp_parameters(flat[:, c], *self.sfh_window, self.percentiles)
+            theta = np.concatenate([flat[:, :c[0]], t0[:, None], np.log10(tau)[:, None], flat[:, c[-1] + 1:]], 1)
+            return theta.reshape(labels.shape[:-1] + (theta.shape[-1],))
         theta = labels.copy()
         t = labels[..., self.cols]
         theta[..., self.cols[1:]] = np.log(np.maximum(np.diff(t, axis=-1), self.min_gap))
         return theta
 
-    def to_labels(self, theta: np.ndarray) -> np.ndarray:
+    def to_labels(self, theta: np.ndarray, chunk: int = 200_000) -> np.ndarray:
         theta = np.asarray(theta, float)
         if self.kind == "naive":
             return theta.copy()
+        if self.kind == "linexp":
+            from ..spectra.sfh import linexp_percentiles
+
+            c0 = self.cols[0]
+            flat = theta.reshape(-1, theta.shape[-1])
+            perc = np.concatenate([linexp_percentiles(flat[i:i + chunk, c0], 10.0 ** flat[i:i + chunk, c0 + 1],
+                                                      *self.sfh_window, self.percentiles)
+                                   for i in range(0, len(flat), chunk)]) if len(flat) else np.zeros((0, len(self.cols)))
+            labels = np.concatenate([flat[:, :c0], perc, flat[:, c0 + 2:]], 1)
+            return labels.reshape(theta.shape[:-1] + (labels.shape[-1],))
         labels = theta.copy()
         first = theta[..., self.cols[0]:self.cols[0] + 1]
         gaps = np.exp(np.clip(theta[..., self.cols[1:]], -50, 10))
@@ -257,13 +287,15 @@ class SpectraPosterior:
     def save(self, path) -> Path:
         return save_posterior(self.posterior, path, self.summary, names=self.names,
                               parametrisation=self.parametrisation.kind, min_gap=self.parametrisation.min_gap,
+                              sfh_window=self.parametrisation.sfh_window,
                               prior_low=np.asarray(self.low), prior_high=np.asarray(self.high), info=self.info,
                               standardisation="sbi z-scoring of theta and x per dimension inside the flow")
 
     @classmethod
     def load(cls, path) -> SpectraPosterior:
         blob = torch.load(path, map_location="cpu", weights_only=False)
-        par = LabelParametrisation(blob["parametrisation"], blob["names"], blob.get("min_gap", 1e-3))
+        par = LabelParametrisation(blob["parametrisation"], blob["names"], blob.get("min_gap", 1e-3),
+                                   blob.get("sfh_window"))
         return cls(blob["posterior"], par, blob["prior_low"], blob["prior_high"], blob["summary"], blob.get("info", {}))
 
 
@@ -276,7 +308,7 @@ def family_parametrisation(setting, family: str) -> str:
 
 def other_parametrisation(setting, family: str) -> str:
     """The parametrisation a family's ordering study compares with."""
-    return {"naive": "log_gaps", "log_gaps": "naive"}[family_parametrisation(setting, family)]
+    return {"naive": "log_gaps", "log_gaps": "naive", "linexp": "naive"}[family_parametrisation(setting, family)]
 
 
 def train_label_posterior(labels: np.ndarray, x: np.ndarray, names, settings: dict, seed: int = 0) -> SpectraPosterior:
@@ -284,8 +316,14 @@ def train_label_posterior(labels: np.ndarray, x: np.ndarray, names, settings: di
 
     Prior: box-uniform in theta over the training range padded by ``settings['prior_padding']`` of the width
     on each side (the padding matters for the naive parametrisation's edges and for the log-gaps' tails)."""
-    par = LabelParametrisation(settings["parametrisation"], names)
+    par = LabelParametrisation(settings["parametrisation"], names, sfh_window=settings.get("sfh_window"))
     theta = par.to_theta(labels)
+    if par.kind == "linexp":
+        # the labels must be those of linear-exponential SFHs: the fitted (t0, tau) give them back
+        misfit = float(np.abs(par.to_labels(theta) - labels).max())
+        if not misfit < 0.01:
+            raise ValueError(f"linexp: the training labels are not those of linear-exponential SFHs in the window "
+                             f"{par.sfh_window} Gyr (max misfit {misfit:.3g} Gyr); use naive or log_gaps")
     low, high = padded_box(theta, settings["prior_padding"])
     prior = box_prior(low, high)
     posterior, summary = train_npe(
