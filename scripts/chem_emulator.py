@@ -26,7 +26,8 @@ def main(smk):
                                learning_rate=e["learning_rate"], epochs=e["epochs"], seed=p.seed,
                                scheduler=e["scheduler"], activation=e["activation"])
     emu.save_emulator(model, smk.output.model)
-    ape = emu.absolute_percentage_error(emu.predict(model, theta[val]), x[val])
+    pred_val = emu.predict(model, theta[val])
+    ape = emu.absolute_percentage_error(pred_val, x[val])
     q = np.percentile(ape, [16, 50, 84])
     per = {lab: float(np.median(ape[:, i])) for i, lab in enumerate(labels)}
     log.info("emulator APE on %d validation sets: median %.2f %% (16 %%: %.2f, 84 %%: %.2f)", val.sum(), *q[[1, 0, 2]])
@@ -39,7 +40,7 @@ def main(smk):
                "ape_percent_population": {"median": qp[1], "p16": qp[0], "p84": qp[2]},
                "ape_median_per_observable_population": {lab: float(np.median(ape_pop[:, i]))
                                                         for i, lab in enumerate(labels)} if pop.any() else {},
-               "rmse_dex": {lab: float(np.sqrt(np.mean((emu.predict(model, theta[val])[:, i] - x[val][:, i]) ** 2)))
+               "rmse_dex": {lab: float(np.sqrt(np.mean((pred_val[:, i] - x[val][:, i]) ** 2)))
                             for i, lab in enumerate(labels)},
                "note": "ape_percent: the uniform +-5 sigma box (where the NPE uses the emulator); "
                        "ape_percent_population: the Gaussian population prior, the distribution of the study's "

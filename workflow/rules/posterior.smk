@@ -7,6 +7,9 @@ NPE = config["npe"]
 EVALUATION = config["evaluation"]
 from galaxy_sbi.inference.npe import family_parametrisation, other_parametrisation
 
+# the linear-exponential SFHs' window (start, t_obs), for the linexp parametrisation
+SFH_WINDOW = [config["sfh"]["parametric"]["time_gyr"]["start"], config["sfh"]["parametric"]["time_gyr"]["stop"]]
+
 
 wildcard_constraints:
     parametrisation="naive|log_gaps|linexp",
@@ -23,8 +26,7 @@ rule npe_train:
         npe=NPE,
         seed=config["seed"],
         parametrisation=lambda wildcards: family_parametrisation(NPE["parametrisation"], wildcards.family),
-        # the linear-exponential SFHs' window (start, t_obs), for the linexp parametrisation
-        sfh_window=[config["sfh"]["parametric"]["time_gyr"]["start"], config["sfh"]["parametric"]["time_gyr"]["stop"]],
+        sfh_window=SFH_WINDOW,
     log:
         "logs/npe/{family}_train.log",
     # one thread: the flow is small (a 2-thread torch was 4x slower per epoch when other jobs shared the cores),
@@ -49,7 +51,7 @@ rule npe_train_alternative:
         npe=NPE,
         seed=config["seed"],
         parametrisation=lambda wildcards: wildcards.parametrisation,
-        sfh_window=[config["sfh"]["parametric"]["time_gyr"]["start"], config["sfh"]["parametric"]["time_gyr"]["stop"]],
+        sfh_window=SFH_WINDOW,
     log:
         "logs/npe/{family}_train_{parametrisation}.log",
     threads: 1

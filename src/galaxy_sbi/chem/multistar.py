@@ -68,7 +68,8 @@ def combine_gaussian(means, covs, prior_mean=None, prior_cov=None, prior_in_each
     few-hundred-sample fit) adds no negative information there: its likelihood keeps only the directions
     where P_i - P_prior is positive."""
     prec = np.linalg.inv(covs)
-    h = np.einsum("nij,nj->i", prec, means)
+    h_star = np.einsum("nij,nj->ni", prec, means)
+    h = h_star.sum(0)
     if prior_mean is None:
         p_sum = prec.sum(0)
     else:
@@ -78,8 +79,7 @@ def combine_gaussian(means, covs, prior_mean=None, prior_cov=None, prior_in_each
             # eigen-directions where it adds information
             val, vec = np.linalg.eigh(prec - pp)
             info = (val > 0).astype(float)
-            h_i = np.einsum("nij,nj->ni", prec, means) - pp @ prior_mean
-            eta = np.einsum("nij,nj,nkj,nk->ni", vec, info, vec, h_i)
+            eta = np.einsum("nij,nj,nkj,nk->ni", vec, info, vec, h_star - pp @ prior_mean)
             p_sum = pp + np.einsum("nij,nj,nkj->ik", vec, val * info, vec)
             h = pp @ prior_mean + eta.sum(0)
         else:
