@@ -3,8 +3,11 @@
 import json
 import logging
 
+import numpy as np
+
 from galaxy_sbi.inference.npe import train_label_posterior
-from galaxy_sbi.spectra.latents import latents_and_labels
+from galaxy_sbi.spectra.latents import latents_and_labels, log_uniform_snr, noisy_latents
+from galaxy_sbi.spectra.sfh import derived_seed
 from galaxy_sbi.workflow import run_script
 
 log = logging.getLogger("npe_train")
@@ -16,7 +19,20 @@ def main(smk):
         settings["parametrisation"] = smk.params.parametrisation
     settings["sfh_window"] = tuple(smk.params.sfh_window)  # used by linexp only
     # the seed's 90 %: the test split is never seen
-    _, x, labels, names = latents_and_labels(smk.input.latents, ["train", "validation"])
+    rows, x, labels, names = latents_and_labels(smk.input.latents, ["train", "validation"])
+    noise = settings.pop("noise")
+    if noise["enabled"]:
+        # the simulator includes the noise: noisy copies of the training spectra through the same encoder, so one
+        # amortised posterior serves clean and noisy spectra (and is calibrated on both)
+        clean = len(x)
+        for copy in range(noise["copies"]):
+            snr_seed, noise_seed = derived_seed(smk.params.seed, "npe_noise", smk.wildcards.family, str(copy)).spawn(2)
+            snr = log_uniform_snr(clean, noise["snr_range"], snr_seed)
+            x = np.concatenate([x, noisy_latents(smk.input.encoder, smk.input.cubes, rows, snr, noise_seed,
+                                                 smk.params.encode_batch_size)])
+            labels = np.concatenate([labels, labels[:clean]])
+        log.info("%d clean + %d noisy latent vectors (S/N %g-%g, log-uniform)", clean, len(x) - clean,
+                 *noise["snr_range"])
     log.info("training NPE (%s) on %d latent vectors, labels %s", settings["parametrisation"], len(x), names)
     post = train_label_posterior(labels, x, names, settings, seed=smk.params.seed)
     post.info["latents"] = str(smk.input.latents)
@@ -25,7 +41,8 @@ def main(smk):
         with open(smk.output.summary, "w") as f:
             json.dump({"parametrisation": settings["parametrisation"], "labels": names,
                        "theta": post.parametrisation.theta_names, "prior_low": post.low.tolist(),
-                       "prior_high": post.high.tolist(), "n_train": len(x), **post.summary}, f, indent=1)
+                       "prior_high": post.high.tolist(), "n_train": len(x), "noise": noise,
+                       "dequantised": post.info.get("dequantised"), **post.summary}, f, indent=1)
 
 
 if __name__ == "__main__":

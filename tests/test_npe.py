@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from galaxy_sbi.inference.npe import (LabelParametrisation, SpectraPosterior, evaluate_posterior,
-                                      order_violation_fraction, point_metrics, train_label_posterior)
+from galaxy_sbi.inference.calibration import coverage_band, credibility_samples, empirical_coverage
+from galaxy_sbi.inference.npe import (LabelParametrisation, SpectraPosterior, dequantise, evaluate_posterior,
+                                      grid_cells, grid_values, order_violation_fraction, point_metrics, train_label_posterior)
 
 NAMES = [f"t{p}" for p in range(10, 100, 10)] + ["metallicity"]
 
@@ -96,3 +97,78 @@ def test_train_save_load_sample(tmp_path):
     assert ev["metrics"]["order_violation_fraction"] == 0.0
     assert set(ev["metrics"]["coverage"]["empirical"]) == set(NAMES) | {"joint"}
     assert not (tmp_path / "sbi-logs").exists()
+
+
+def test_dequantise_spreads_each_value_over_its_cell():
+    grid = [-2.2, -1.8, -1.0, 0.2]                       # uneven spacing on purpose
+    g, low, high = grid_cells(grid)
+    np.testing.assert_allclose(low, [-2.4, -2.0, -1.4, -0.4])
+    np.testing.assert_allclose(high, [-2.0, -1.4, -0.4, 0.8])
+    rng = np.random.default_rng(0)
+    values = np.repeat(g, 20000)
+    d = dequantise(values, grid, rng)
+    for v, lo, hi in zip(g, low, high):
+        s = d[values == v]
+        assert lo <= s.min() and s.max() <= hi
+        assert s.mean() == pytest.approx(0.5 * (lo + hi), abs=0.01 * (hi - lo))
+        assert s.std() == pytest.approx((hi - lo) / np.sqrt(12), rel=0.02)   # uniform over the cell
+    with pytest.raises(ValueError, match="not on the grid"):
+        dequantise([-2.2, -1.5], grid, rng)
+    lenient = dequantise(np.full(1000, -1.5), grid, rng, strict=False)   # centred on itself, the nearest cell's width
+    assert -1.5 - 0.3 <= lenient.min() and lenient.max() <= -1.5 + 0.3 and np.ptp(lenient) > 0.5
+    # grids are found in fitted values (merged within 1e-4 of the range); continuous values are refused
+    fitted = np.repeat([0.0, 0.1, 0.2], 50) + rng.normal(0, 1e-6, 150)
+    np.testing.assert_allclose(grid_values(fitted), [0.0, 0.1, 0.2], atol=1e-6)
+    with pytest.raises(ValueError, match="not on a grid"):
+        grid_values(rng.uniform(size=100))
+
+
+def test_randomised_pit_calibrates_a_discrete_posterior():
+    """A posterior over grid values that is exactly right (the truth is a draw from it) is calibrated when
+    truth and samples are both dequantised; judged against the bare grid value the same posterior is not."""
+    rng = np.random.default_rng(1)
+    grid = np.linspace(-2.0, 0.0, 11)
+    n, s = 4000, 400
+    # per case: a posterior over three neighbouring grid values, and a truth drawn from it
+    centre = rng.integers(1, 10, n)
+    probs = rng.dirichlet([2.0, 2.0, 2.0], n)
+    pick = lambda size: centre[None] - 1 + (rng.uniform(size=size + (1,)) > np.cumsum(probs, 1)[None]).sum(-1)
+    truth = grid[pick((1, n))[0]]
+    samples = grid[pick((s, n))]
+    levels = np.linspace(0.05, 0.95, 19)
+    lo, hi = coverage_band(n, levels, confidence=0.999)
+    calibrated = empirical_coverage(credibility_samples(dequantise(samples, grid, rng)[..., None],
+                                                        dequantise(truth, grid, rng)[:, None]), levels)
+    assert np.all((calibrated >= lo - 0.01) & (calibrated <= hi + 0.01))
+    bare = empirical_coverage(credibility_samples(dequantise(samples, grid, rng)[..., None], truth[:, None]), levels)
+    assert np.max(np.abs(bare - levels)) > 0.05          # the grid value sits at a cell centre: too often inside
+
+
+def test_dequantised_training_saves_its_grid(tmp_path):
+    rng = np.random.default_rng(3)
+    labels = _linexp_labels(400, rng)
+    grid = np.array([-2.0, -1.5, -1.0, -0.5, 0.0])
+    labels[:, -1] = rng.choice(grid, 400)
+    # t0 and tau on a grid too (the parametric family's), fitted back from the percentiles by linexp
+    from galaxy_sbi.spectra.sfh import linexp_percentiles
+    t0, log_tau = rng.choice([0.0, 1.0, 2.0, 3.0], 400), rng.choice([-0.2, 0.0, 0.2, 0.4], 400)
+    labels[:, :9] = linexp_percentiles(t0, 10 ** log_tau, 0.0, 14.0)
+    x = labels[:, [0, 4, 8, 9]] + rng.normal(0, 0.02, (400, 4))
+    settings = dict(parametrisation="linexp", sfh_window=(0.0, 14.0), model="maf", hidden_features=16,
+                    num_transforms=2, batch_size=64, learning_rate=1e-3, max_epochs=3, stop_after_epochs=2,
+                    validation_fraction=0.1, prior_padding=0.05,
+                    dequantise=["metallicity", "alpha", "t0", "log10_tau"])
+    post = train_label_posterior(labels[:350], x[:350], NAMES, settings, seed=0)
+    assert list(post.grids) == ["metallicity", "t0", "log10_tau"]      # alpha is not among the labels
+    np.testing.assert_allclose(post.grids["log10_tau"], [-0.2, 0.0, 0.2, 0.4], atol=1e-5)
+    assert post.low[-1] < -2.25 and post.high[-1] > 0.25               # the prior holds the end cells
+    loaded = SpectraPosterior.load(post.save(tmp_path / "p.pt"))
+    np.testing.assert_allclose(loaded.grids["metallicity"], grid)
+    ev = evaluate_posterior(loaded, x[350:], labels[350:], 30, seed=1)
+    truth = ev["arrays"]["calibration_truth"]
+    shift = truth - labels[350:]
+    assert 0 < np.abs(shift[:, -1]).max() <= 0.25
+    assert np.abs(shift[:, 4]).max() > 0.01                            # t50 moves with its (t0, tau) cell
+    t0_cell = LabelParametrisation("linexp", NAMES, sfh_window=(0.0, 14.0)).to_theta(truth)[:, 0] - t0[350:]
+    assert np.all(np.abs(t0_cell) <= 0.5 + 1e-6)
+    assert "dequantised" in ev["metrics"]["coverage"]

@@ -19,6 +19,9 @@ rule npe_train:
     """sbi NPE of the labels given the 16 latents, on the train + validation splits of one family."""
     input:
         latents="results/latents/{family}.nc",
+        # noisy copies of the training spectra are encoded when npe.noise is enabled
+        encoder="results/encoder/{family}/encoder.ckpt",
+        cubes=lambda wildcards: spectra_files(config, [wildcards.family]),
     output:
         posterior="results/npe/{family}/posterior.pt",
         summary="results/npe/{family}/training.json",
@@ -27,13 +30,14 @@ rule npe_train:
         seed=config["seed"],
         parametrisation=lambda wildcards: family_parametrisation(NPE["parametrisation"], wildcards.family),
         sfh_window=SFH_WINDOW,
+        encode_batch_size=EVALUATION["encode_batch_size"],
     log:
         "logs/npe/{family}_train.log",
     # one thread: the flow is small (a 2-thread torch was 4x slower per epoch when other jobs shared the cores),
     # and Snakemake can train both parametrisations side by side
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=lambda wildcards: family_memory_mb(config, wildcards.family),
         runtime=120,
     conda:
         "../../envs/galaxy-sbi.yaml"
@@ -45,6 +49,9 @@ rule npe_train_alternative:
     """The other label parametrisation with the same settings, for the ordering study."""
     input:
         latents="results/latents/{family}.nc",
+        # noisy copies of the training spectra are encoded when npe.noise is enabled
+        encoder="results/encoder/{family}/encoder.ckpt",
+        cubes=lambda wildcards: spectra_files(config, [wildcards.family]),
     output:
         posterior="results/npe/{family}/posterior_{parametrisation}.pt",
     params:
@@ -52,11 +59,12 @@ rule npe_train_alternative:
         seed=config["seed"],
         parametrisation=lambda wildcards: wildcards.parametrisation,
         sfh_window=SFH_WINDOW,
+        encode_batch_size=EVALUATION["encode_batch_size"],
     log:
         "logs/npe/{family}_train_{parametrisation}.log",
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=lambda wildcards: family_memory_mb(config, wildcards.family),
         runtime=120,
     conda:
         "../../envs/galaxy-sbi.yaml"
@@ -112,6 +120,7 @@ rule npe_evaluate:
     params:
         evaluation=EVALUATION,
         seed=config["seed"],
+        npe_noise=NPE["noise"],
     log:
         "logs/evaluation/{family}_evaluate.log",
     threads: 2

@@ -25,6 +25,13 @@ The spectra graph's labels (t10...t90, [M/H], [alpha/Fe]) are sampled through :c
 
 :class:`SpectraPosterior` bundles the sbi posterior, the parametrisation, the label names and the prior box,
 so another process loads one file and samples labels in physical units.
+
+Labels that the simulations take on a grid ([M/H] and [alpha/Fe] are the cells of ``ssp.interpolate``; linexp's
+t0 and tau are the parametric family's grid) are *dequantised* for training (:func:`dequantise`): each value is
+spread uniformly over its grid cell (half-way to the neighbours), so the flow learns a density that the data can actually pin (the cell) rather than a
+smoothed spike of arbitrary width. Calibration on a test set with grid-valued truths then uses the same
+spreading of the truth (the randomised PIT of a discrete variable, Czado, Gneiting & Held 2009): for a
+posterior that puts the right mass on each cell the credibility levels are exactly uniform.
 """
 
 from __future__ import annotations
@@ -256,6 +263,53 @@ class LabelParametrisation:
         return labels
 
 
+def grid_cells(grid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted grid values and the (low, high) edges of their cells: half-way to the neighbours; an end cell
+    reaches as far out as it reaches in (a one-value grid gets a zero-width cell)."""
+    g = np.unique(np.asarray(grid, float))
+    mid = 0.5 * (g[1:] + g[:-1])
+    if len(g) == 1:
+        return g, g.copy(), g.copy()
+    low = np.concatenate([[g[0] - (mid[0] - g[0])], mid])
+    high = np.concatenate([mid, [g[-1] + (g[-1] - mid[-1])]])
+    return g, low, high
+
+
+def grid_values(values, rel_tol: float = 1e-4) -> np.ndarray:
+    """The grid a set of values lies on: sorted distinct values, values closer than ``rel_tol`` of the range merged
+    (their mean), so fitted values (linexp's t0 and tau, exact to ~1e-5) find their node. Refuses values that are
+    not grid-valued (more than half of them distinct)."""
+    v = np.sort(np.asarray(values, float).ravel())
+    tol = rel_tol * max(float(np.ptp(v)), 1e-12)
+    breaks = np.flatnonzero(np.diff(v) > tol) + 1
+    grid = np.array([c.mean() for c in np.split(v, breaks)])
+    if len(grid) > max(len(v) // 2, 1):
+        raise ValueError(f"dequantise: {len(grid)} distinct values among {len(v)}: these labels are not on a grid")
+    return grid
+
+
+def dequantise(values, grid, rng, atol: float | None = None, strict: bool = True) -> np.ndarray:
+    """Each grid value spread uniformly over its cell (:func:`grid_cells`); any shape. A value off the grid is
+    refused (``strict``) or spread over a cell of its nearest node's width centred on itself (a test case whose
+    node the training set never took)."""
+    values = np.asarray(values, float)
+    g, low, high = grid_cells(grid)
+    if atol is None:  # what grid_values merges
+        atol = 1e-4 * max(float(np.ptp(g)), 1e-12) + 1e-12
+    idx = np.clip(np.searchsorted(g, values), 0, len(g) - 1)
+    idx = np.where(np.abs(g[np.maximum(idx - 1, 0)] - values) < np.abs(g[idx] - values), np.maximum(idx - 1, 0), idx)
+    off = np.abs(g[idx] - values) > atol
+    if off.any() and strict:
+        raise ValueError(f"dequantise: {int(off.sum())} values are not on the grid {g.tolist()} "
+                         f"(e.g. {values[off].ravel()[0]:.4g})")
+    if off.any():
+        log.warning("dequantise: %d values off the training grid, each spread over its nearest cell's width",
+                    int(off.sum()))
+    width = high[idx] - low[idx]
+    start = np.where(off, values - 0.5 * width, low[idx])
+    return start + width * rng.uniform(size=values.shape)
+
+
 def order_violation_fraction(labels: np.ndarray, names) -> float:
     """Fraction of label vectors (any leading shape) whose percentiles are not strictly increasing."""
     t = np.asarray(labels)[..., percentile_columns(names)]
@@ -272,10 +326,25 @@ class SpectraPosterior:
     high: np.ndarray
     summary: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
+    #: theta name -> grid values of the theta components dequantised in training (see :func:`dequantise`)
+    grids: dict = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
         return self.parametrisation.names
+
+    def dequantise_labels(self, labels: np.ndarray, rng) -> np.ndarray:
+        """Labels whose dequantised theta components are spread over their grid cells (the truths of a
+        calibration test); through theta and back, so linexp's (t0, tau) cells move the nine percentiles."""
+        labels = np.array(labels, float)
+        if not self.grids:
+            return labels
+        par = self.parametrisation
+        theta = par.to_theta(labels)
+        for name, grid in self.grids.items():
+            i = par.theta_names.index(name)
+            theta[..., i] = dequantise(theta[..., i], grid, rng, strict=False)
+        return par.to_labels(theta)
 
     def sample_theta(self, x, n_samples: int, seed: int = 0, batch: int = 500) -> np.ndarray:
         return sample(self.posterior, x, n_samples, seed=seed, batch=batch)
@@ -289,6 +358,7 @@ class SpectraPosterior:
                               parametrisation=self.parametrisation.kind, min_gap=self.parametrisation.min_gap,
                               sfh_window=self.parametrisation.sfh_window,
                               prior_low=np.asarray(self.low), prior_high=np.asarray(self.high), info=self.info,
+                              grids={k: np.asarray(v).tolist() for k, v in self.grids.items()},
                               standardisation="sbi z-scoring of theta and x per dimension inside the flow")
 
     @classmethod
@@ -296,7 +366,8 @@ class SpectraPosterior:
         blob = torch.load(path, map_location="cpu", weights_only=False)
         par = LabelParametrisation(blob["parametrisation"], blob["names"], blob.get("min_gap", 1e-3),
                                    blob.get("sfh_window"))
-        return cls(blob["posterior"], par, blob["prior_low"], blob["prior_high"], blob["summary"], blob.get("info", {}))
+        return cls(blob["posterior"], par, blob["prior_low"], blob["prior_high"], blob["summary"], blob.get("info", {}),
+                   {k: np.asarray(v) for k, v in blob.get("grids", {}).items()})
 
 
 def family_parametrisation(setting, family: str) -> str:
@@ -315,15 +386,26 @@ def train_label_posterior(labels: np.ndarray, x: np.ndarray, names, settings: di
     """NPE of the labels given x with the config's ``npe:`` settings.
 
     Prior: box-uniform in theta over the training range padded by ``settings['prior_padding']`` of the width
-    on each side (the padding matters for the naive parametrisation's edges and for the log-gaps' tails)."""
+    on each side (the padding matters for the naive parametrisation's edges and for the log-gaps' tails).
+    The theta components named in ``settings['dequantise']`` (those this parametrisation has) are spread over
+    their grid cells, the grid being the values the training set takes."""
     par = LabelParametrisation(settings["parametrisation"], names, sfh_window=settings.get("sfh_window"))
+    labels = np.asarray(labels, float)
     theta = par.to_theta(labels)
+    grids = {n: grid_values(theta[:, par.theta_names.index(n)]) for n in settings.get("dequantise", [])
+             if n in par.theta_names}
     if par.kind == "linexp":
         # the labels must be those of linear-exponential SFHs: the fitted (t0, tau) give them back
         misfit = float(np.abs(par.to_labels(theta) - labels).max())
         if not misfit < 0.01:
             raise ValueError(f"linexp: the training labels are not those of linear-exponential SFHs in the window "
                              f"{par.sfh_window} Gyr (max misfit {misfit:.3g} Gyr); use naive or log_gaps")
+    if grids:
+        rng = np.random.default_rng(seed)
+        for n, g in grids.items():
+            log.info("dequantising %s over its %d grid cells (%.4g ... %.4g)", n, len(g), g[0], g[-1])
+            i = par.theta_names.index(n)
+            theta[:, i] = dequantise(theta[:, i], g, rng)
     low, high = padded_box(theta, settings["prior_padding"])
     prior = box_prior(low, high)
     posterior, summary = train_npe(
@@ -334,8 +416,8 @@ def train_label_posterior(labels: np.ndarray, x: np.ndarray, names, settings: di
         validation_fraction=settings["validation_fraction"])
     info = {"n_train": int(len(theta)), "theta_names": par.theta_names,
             "prior": f"BoxUniform in theta over the training range padded by {settings['prior_padding']} of the width",
-            "settings": dict(settings)}
-    return SpectraPosterior(posterior, par, low, high, summary, info)
+            "settings": dict(settings), "dequantised": {n: g.tolist() for n, g in grids.items()}}
+    return SpectraPosterior(posterior, par, low, high, summary, info, grids)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -367,14 +449,17 @@ def evaluate_posterior(post: SpectraPosterior, x: np.ndarray, labels: np.ndarray
     """Posterior summaries and calibration of a labelled set, processed in batches of observations.
 
     Returns arrays (mean, std, quantiles 2.5/16/50/84/97.5, SBC ranks, per-label central and joint HPD
-    credibility of the truth) and the metrics dict (point metrics of the mean, coverage per label and joint,
-    order-violation fraction of the samples)."""
+    credibility of the truth, and ``calibration_truth``) and the metrics dict (point metrics of the mean,
+    coverage per label and joint, order-violation fraction of the samples). Labels the posterior was trained
+    dequantised are judged, for calibration only, against truths spread over their grid cells (seeded); the
+    point metrics compare the mean with the grid value."""
     from .calibration import (coverage_band, credibility_hpd_samples, credibility_samples, empirical_coverage,
                               sbc_ranks_from_samples)
 
     names = post.names
     x, labels = np.asarray(x), np.asarray(labels, float)
     n, d = labels.shape
+    truth = post.dequantise_labels(labels, np.random.default_rng(seed))
     qs = np.array([2.5, 16, 50, 84, 97.5])
     mean, std = np.empty((n, d)), np.empty((n, d))
     quant = np.empty((len(qs), n, d))
@@ -387,12 +472,12 @@ def evaluate_posterior(post: SpectraPosterior, x: np.ndarray, labels: np.ndarray
         lab = post.parametrisation.to_labels(theta)
         mean[sl], std[sl] = lab.mean(0), lab.std(0)
         quant[:, sl] = np.percentile(lab, qs, axis=0)
-        ranks[sl] = sbc_ranks_from_samples(lab, labels[sl])
-        cred[sl] = credibility_samples(lab, labels[sl])
+        ranks[sl] = sbc_ranks_from_samples(lab, truth[sl])
+        cred[sl] = credibility_samples(lab, truth[sl])
         n_bad += order_violation_fraction(lab, names) * lab.shape[0] * lab.shape[1]
         if joint:
             lq = log_prob(post.posterior, theta, x[sl])
-            lq_true = log_prob(post.posterior, post.parametrisation.to_theta(labels[sl])[None], x[sl])[0]
+            lq_true = log_prob(post.posterior, post.parametrisation.to_theta(truth[sl])[None], x[sl])[0]
             cred_joint[sl] = credibility_hpd_samples(lq, lq_true)
         if keep_samples:
             kept.append(lab.astype(np.float32))
@@ -409,11 +494,15 @@ def evaluate_posterior(post: SpectraPosterior, x: np.ndarray, labels: np.ndarray
         "binomial_band_95": {"low": lo.tolist(), "high": hi.tolist()},
         "definition": "per label: central credible interval of the samples; joint: HPD region of the flow density",
     }
+    if post.grids:
+        metrics["coverage"]["dequantised"] = (f"{', '.join(post.grids)}: trained spread over their grid cells; "
+                                              "the truths are spread the same way (randomised PIT)")
     metrics["coverage"]["max_abs_deviation_all"] = float(max(metrics["coverage"]["max_abs_deviation"].values()))
     metrics["order_violation_fraction"] = float(n_bad / (n * n_samples)) if n else float("nan")
     metrics["mean_posterior_std"] = {names[i]: float(std[:, i].mean()) for i in range(d)}
     arrays = {"mean": mean, "std": std, "quantiles": quant, "quantile_levels": qs, "ranks": ranks,
-              "credibility": cred, "credibility_joint": cred_joint, "coverage": cov, "levels": np.asarray(levels)}
+              "credibility": cred, "credibility_joint": cred_joint, "coverage": cov, "levels": np.asarray(levels),
+              "calibration_truth": truth}
     if keep_samples:
         arrays["samples"] = np.concatenate(kept, axis=1) if kept else np.empty((n_samples, 0, d), np.float32)
     return {"metrics": metrics, "arrays": arrays}

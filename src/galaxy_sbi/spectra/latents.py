@@ -208,3 +208,23 @@ def latents_and_labels(path: str | Path, splits=("test",)):
         rows = np.flatnonzero(np.isin(ds["split"].values.astype(str), list(splits)))
         names = [str(p) for p in ds["parameter"].values]
         return rows, ds["latents"].values[rows], ds["labels"].values[rows], names
+
+
+def noisy_latents(model_path: str | Path, cubes, rows: np.ndarray, snr, seed: int, batch_size: int = 512) -> np.ndarray:
+    """Latents (len(rows), latent_dim) of the family's spectra ``rows`` with Gaussian noise at ``snr`` (a scalar or
+    one per row; realism.add_noise, S/N at the median flux), through the encoder checkpoint."""
+    from .datasets import load_family
+    from .encoder import load_encoder
+    from .realism import add_noise
+
+    flux = load_family(list(cubes)).flux[np.asarray(rows)]
+    model = load_encoder(model_path)
+    return model.encode(add_noise(flux, snr, np.random.default_rng(seed)), batch_size=batch_size)[0]
+
+
+def log_uniform_snr(n: int, snr_range, seed: int) -> np.ndarray:
+    """n S/N values drawn log-uniformly in snr_range = (low, high)."""
+    lo, hi = np.log10(np.asarray(snr_range, float))
+    if not 0 < 10**lo <= 10**hi:
+        raise ValueError(f"snr_range must be 0 < low <= high, got {snr_range}")
+    return 10 ** np.random.default_rng(seed).uniform(lo, hi, n)
