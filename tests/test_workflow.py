@@ -211,5 +211,12 @@ def test_tiny_run_builds_the_posterior_stage(repo_root, tiny_workdir):
     rec = json.loads((ev / "reconstruction.json").read_text())
     assert rec["n_test"] == len(rec["rms_per_spectrum"]) > 0 and rec["rms_true_percentiles"]["median"] < 0.05
     assert (tmp_path / "results/npe/parametric/posterior.pt").exists() and not (tmp_path / "sbi-logs").exists()
+    # the default trains on noisy copies too, and on the grid-valued theta spread over their cells
+    training = json.loads((tmp_path / "results/npe/parametric/training.json").read_text())
+    import xarray as xr
+    with xr.open_dataset(tmp_path / "results/latents/parametric.nc") as lat:
+        n_fit = int((lat["split"].values.astype(str) != "test").sum())
+    assert training["noise"]["enabled"] and training["n_train"] == 2 * n_fit      # clean + one noisy copy
+    assert set(training["dequantised"]) == {"metallicity", "t0", "log10_tau"} and "dequantised" in metrics["coverage"]
     for png in targets[3:]:
         assert (tmp_path / png).stat().st_size > 10_000

@@ -28,8 +28,8 @@ so another process loads one file and samples labels in physical units.
 
 Labels that the simulations take on a grid ([M/H] and [alpha/Fe] are the cells of ``ssp.interpolate``; linexp's
 t0 and tau are the parametric family's grid) are *dequantised* for training (:func:`dequantise`): each value is
-spread uniformly over its grid cell (half-way to the neighbours), so the flow learns a density that the data can actually pin (the cell) rather than a
-smoothed spike of arbitrary width. Calibration on a test set with grid-valued truths then uses the same
+spread uniformly over its grid cell (half-way to the neighbours), so the flow learns a density that the data can
+pin (the cell) rather than a smoothed spike of arbitrary width. Calibration on a test set with grid-valued truths then uses the same
 spreading of the truth (the randomised PIT of a discrete variable, Czado, Gneiting & Held 2009): for a
 posterior that puts the right mass on each cell the credibility levels are exactly uniform.
 """
@@ -275,7 +275,7 @@ def grid_cells(grid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return g, low, high
 
 
-def grid_values(values, rel_tol: float = 1e-4) -> np.ndarray:
+def grid_values(values, rel_tol: float = 1e-4, name: str = "these values") -> np.ndarray:
     """The grid a set of values lies on: sorted distinct values, values closer than ``rel_tol`` of the range merged
     (their mean), so fitted values (linexp's t0 and tau, exact to ~1e-5) find their node. Refuses values that are
     not grid-valued (more than half of them distinct)."""
@@ -284,7 +284,8 @@ def grid_values(values, rel_tol: float = 1e-4) -> np.ndarray:
     breaks = np.flatnonzero(np.diff(v) > tol) + 1
     grid = np.array([c.mean() for c in np.split(v, breaks)])
     if len(grid) > max(len(v) // 2, 1):
-        raise ValueError(f"dequantise: {len(grid)} distinct values among {len(v)}: these labels are not on a grid")
+        raise ValueError(f"dequantise: {name} takes {len(grid)} distinct values among {len(v)}, not a grid; "
+                         f"leave it out of npe.dequantise")
     return grid
 
 
@@ -392,14 +393,14 @@ def train_label_posterior(labels: np.ndarray, x: np.ndarray, names, settings: di
     par = LabelParametrisation(settings["parametrisation"], names, sfh_window=settings.get("sfh_window"))
     labels = np.asarray(labels, float)
     theta = par.to_theta(labels)
-    grids = {n: grid_values(theta[:, par.theta_names.index(n)]) for n in settings.get("dequantise", [])
-             if n in par.theta_names}
     if par.kind == "linexp":
         # the labels must be those of linear-exponential SFHs: the fitted (t0, tau) give them back
         misfit = float(np.abs(par.to_labels(theta) - labels).max())
         if not misfit < 0.01:
             raise ValueError(f"linexp: the training labels are not those of linear-exponential SFHs in the window "
                              f"{par.sfh_window} Gyr (max misfit {misfit:.3g} Gyr); use naive or log_gaps")
+    grids = {n: grid_values(theta[:, par.theta_names.index(n)], name=n) for n in settings.get("dequantise", [])
+             if n in par.theta_names}
     if grids:
         rng = np.random.default_rng(seed)
         for n, g in grids.items():
