@@ -80,7 +80,7 @@ def main(smk):
                               f"{family}: TARP on the test split", extra=extra_tarp)
     noise = smk.params.npe_noise
     noise_note = (f"NPE trained with noisy copies, S/N {noise['snr_range'][0]:g}-{noise['snr_range'][1]:g}"
-                  if noise["enabled"] else "NPE trained on clean spectra only")
+                  if family in noise["families"] else "NPE trained on clean spectra only")
     order = ["clean"] + sorted([k for k in snr_metrics if k != "clean"], key=float, reverse=True)
     plots.plot_accuracy_vs_snr({k: snr_metrics[k] for k in order}, vnames, smk.output.snr,
                                f"{family}: the posterior on noisy test spectra ({noise_note})")

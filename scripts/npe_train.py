@@ -21,6 +21,7 @@ def main(smk):
     # the seed's 90 %: the test split is never seen
     rows, x, labels, names = latents_and_labels(smk.input.latents, ["train", "validation"])
     noise = settings.pop("noise")
+    noise["enabled"] = smk.wildcards.family in noise["families"]
     if noise["enabled"]:
         # the simulator includes the noise: noisy copies of the training spectra through the same encoder, so one
         # amortised posterior serves clean and noisy spectra (and is calibrated on both)
