@@ -10,6 +10,8 @@ import xarray as xr
 from galaxy_sbi import plots
 from galaxy_sbi.inference.calibration import cluster_bootstrap_coverage, coverage_band, tarp_from_samples
 from galaxy_sbi.inference.npe import SpectraPosterior, evaluate_posterior
+from galaxy_sbi.spectra.datasets import load_family
+from galaxy_sbi.spectra.encoder import load_encoder
 from galaxy_sbi.spectra.sfh import derived_seed
 from galaxy_sbi.spectra.latents import latents_and_labels, noisy_latents
 from galaxy_sbi.workflow import run_script
@@ -64,9 +66,12 @@ def main(smk):
     # finite S/N: same posterior (amortised, no retraining) on latents of noisy test spectra
     snr_metrics = {"clean": metrics}
     extra_tarp = {}
+    if ev_cfg["snr"]:  # loaded once for every S/N
+        test_flux = load_family(list(smk.input.cubes)).flux[test]
+        model = load_encoder(smk.input.encoder)
     for snr in ev_cfg["snr"]:
-        xs = noisy_latents(smk.input.encoder, smk.input.cubes, test, float(snr),
-                           derived_seed(smk.params.seed, "evaluation_noise", str(snr)), ev_cfg["encode_batch_size"])
+        xs = noisy_latents(model, test_flux, float(snr), derived_seed(smk.params.seed, "evaluation_noise", str(snr)),
+                           ev_cfg["encode_batch_size"])
         r = evaluate_posterior(post, xs, labels, ev_cfg["n_samples"], seed=ev_cfg["seed"], joint=False,
                                keep_samples=True)
         s = r["arrays"].pop("samples")

@@ -6,6 +6,8 @@ import logging
 import numpy as np
 
 from galaxy_sbi.inference.npe import train_label_posterior
+from galaxy_sbi.spectra.datasets import load_family
+from galaxy_sbi.spectra.encoder import load_encoder
 from galaxy_sbi.spectra.latents import latents_and_labels, log_uniform_snr, noisy_latents
 from galaxy_sbi.spectra.sfh import derived_seed
 from galaxy_sbi.workflow import run_script
@@ -20,17 +22,18 @@ def main(smk):
     settings["sfh_window"] = tuple(smk.params.sfh_window)  # used by linexp only
     # the seed's 90 %: the test split is never seen
     rows, x, labels, names = latents_and_labels(smk.input.latents, ["train", "validation"])
-    noise = settings.pop("noise")
+    noise = dict(settings.pop("noise"))  # a copy: the config's dict stays as it is
     noise["enabled"] = smk.wildcards.family in noise["families"]
     if noise["enabled"]:
         # the simulator includes the noise: noisy copies of the training spectra through the same encoder, so one
         # amortised posterior serves clean and noisy spectra (and is calibrated on both)
+        flux = load_family(list(smk.input.cubes)).flux[rows]
+        model = load_encoder(smk.input.encoder)
         clean = len(x)
         for copy in range(noise["copies"]):
             snr_seed, noise_seed = derived_seed(smk.params.seed, "npe_noise", smk.wildcards.family, str(copy)).spawn(2)
             snr = log_uniform_snr(clean, noise["snr_range"], snr_seed)
-            x = np.concatenate([x, noisy_latents(smk.input.encoder, smk.input.cubes, rows, snr, noise_seed,
-                                                 smk.params.encode_batch_size)])
+            x = np.concatenate([x, noisy_latents(model, flux, snr, noise_seed, smk.params.encode_batch_size)])
             labels = np.concatenate([labels, labels[:clean]])
         log.info("%d clean + %d noisy latent vectors (S/N %g-%g, log-uniform)", clean, len(x) - clean,
                  *noise["snr_range"])

@@ -29,8 +29,8 @@ so another process loads one file and samples labels in physical units.
 Labels that the simulations take on a grid ([M/H] and [alpha/Fe] are the cells of ``ssp.interpolate``; linexp's
 t0 and tau are the parametric family's grid) are *dequantised* for training (:func:`dequantise`): each value is
 spread uniformly over its grid cell (half-way to the neighbours), so the flow learns a density that the data can
-pin (the cell) rather than a smoothed spike of arbitrary width. Calibration on a test set with grid-valued truths then uses the same
-spreading of the truth (the randomised PIT of a discrete variable, Czado, Gneiting & Held 2009): for a
+pin (the cell) rather than a smoothed spike of arbitrary width. Calibration on a test set with grid-valued truths
+then uses the same spreading of the truth (the randomised PIT of a discrete variable, Czado, Gneiting & Held 2009): for a
 posterior that puts the right mass on each cell the credibility levels are exactly uniform.
 """
 
@@ -275,7 +275,11 @@ def grid_cells(grid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return g, low, high
 
 
-def grid_values(values, rel_tol: float = 1e-4, name: str = "these values") -> np.ndarray:
+#: values closer than this fraction of the grid's range are one grid node (grid_values merges, dequantise matches)
+GRID_REL_TOL = 1e-4
+
+
+def grid_values(values, rel_tol: float = GRID_REL_TOL, name: str = "these values") -> np.ndarray:
     """The grid a set of values lies on: sorted distinct values, values closer than ``rel_tol`` of the range merged
     (their mean), so fitted values (linexp's t0 and tau, exact to ~1e-5) find their node. Refuses values that are
     not grid-valued (more than half of them distinct)."""
@@ -296,7 +300,7 @@ def dequantise(values, grid, rng, atol: float | None = None, strict: bool = True
     values = np.asarray(values, float)
     g, low, high = grid_cells(grid)
     if atol is None:  # what grid_values merges
-        atol = 1e-4 * max(float(np.ptp(g)), 1e-12) + 1e-12
+        atol = GRID_REL_TOL * max(float(np.ptp(g)), 1e-12) + 1e-12
     idx = np.clip(np.searchsorted(g, values), 0, len(g) - 1)
     idx = np.where(np.abs(g[np.maximum(idx - 1, 0)] - values) < np.abs(g[idx] - values), np.maximum(idx - 1, 0), idx)
     off = np.abs(g[idx] - values) > atol

@@ -210,21 +210,17 @@ def latents_and_labels(path: str | Path, splits=("test",)):
         return rows, ds["latents"].values[rows], ds["labels"].values[rows], names
 
 
-def noisy_latents(model_path: str | Path, cubes, rows: np.ndarray, snr, seed: int, batch_size: int = 512) -> np.ndarray:
-    """Latents (len(rows), latent_dim) of the family's spectra ``rows`` with Gaussian noise at ``snr`` (a scalar or
-    one per row; realism.add_noise, S/N at the median flux), through the encoder checkpoint."""
-    from .datasets import load_family
-    from .encoder import load_encoder
+def noisy_latents(model, flux: np.ndarray, snr, seed, batch_size: int = 512) -> np.ndarray:
+    """Latents (len(flux), latent_dim) of spectra with Gaussian noise at ``snr`` (a scalar or one per spectrum;
+    realism.add_noise, S/N at the median flux) through a loaded encoder (encoder.load_encoder)."""
     from .realism import add_noise
 
-    flux = load_family(list(cubes)).flux[np.asarray(rows)]
-    model = load_encoder(model_path)
     return model.encode(add_noise(flux, snr, np.random.default_rng(seed)), batch_size=batch_size)[0]
 
 
-def log_uniform_snr(n: int, snr_range, seed: int) -> np.ndarray:
+def log_uniform_snr(n: int, snr_range, seed) -> np.ndarray:
     """n S/N values drawn log-uniformly in snr_range = (low, high)."""
-    lo, hi = np.log10(np.asarray(snr_range, float))
-    if not 0 < 10**lo <= 10**hi:
+    low, high = (float(v) for v in snr_range)
+    if not 0 < low <= high:
         raise ValueError(f"snr_range must be 0 < low <= high, got {snr_range}")
-    return 10 ** np.random.default_rng(seed).uniform(lo, hi, n)
+    return 10 ** np.random.default_rng(seed).uniform(np.log10(low), np.log10(high), n)
