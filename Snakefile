@@ -26,6 +26,7 @@ except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 
 
+include: "workflow/rules/common.smk"
 include: "workflow/rules/ssp.smk"
 include: "workflow/rules/spectra.smk"
 include: "workflow/rules/encoder.smk"

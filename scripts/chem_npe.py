@@ -22,7 +22,7 @@ def main(smk):
     n = cfg["n_simulations"] if kind == "joint" else cfg["n_simulations_global"]
     yields = load_yields(p.yields) if source == "simulator" else None
     theta, x, info = npe.training_set(model, priors, n, cfg["noise_dex"], rng, kind=kind, source=source,
-                                      yields=yields, joint_prior=cfg["joint_prior"])
+                                      yields=yields, joint_prior=cfg.get("joint_prior", "population"))
     prior = priors.box() if kind == "joint" else priors.box(slice(0, N_GLOBAL))
     log.info("training the %s NPE on %d %s draws (%s)", kind, len(theta), source, cfg[kind])
     flow = dict(cfg[kind])

@@ -20,8 +20,6 @@ def main(smk):
     results = [json.loads(Path(f).read_text()) for f in smk.input.multistar]
     emu = json.loads(Path(smk.input.emulator).read_text())
     npe = json.loads(Path(smk.input.npe).read_text())
-    cov = json.loads(Path(smk.input.coverage).read_text())
-    timing = json.loads(Path(smk.input.timing).read_text())
     syst = json.loads(Path(smk.input.systematics).read_text())
     rows, per_set = [], {}
     for r in results:
@@ -78,10 +76,9 @@ def main(smk):
         "multistar": per_set,
         "systematics": {k: syst.get(k) for k in ("sys_sd", "sys_cov", "mean_offset", "rms_offset", "mean_stat_sd",
                                                  "n_galaxies", "n_stars")},
-        "coverage": {"n_galaxies": cov["n_galaxies"],
-                     **{m: {n: {k: v for k, v in d.items() if k != "coverage"} for n, d in per_n.items()}
-                        for m, per_n in cov["methods"].items()}},
-        "timing": {"npe_1000_stars": sim_timing, "emcee_emulator": timing},
+        "timing": {"npe_1000_stars": sim_timing},
+        "studies": "coverage over mock galaxies (coverage_metrics.json) and the emcee timing (timing_emcee.json): "
+                   "`snakemake chem_studies`",
         "targets_from_the_seed": TARGETS,
         "reached": {
             "emulator_ape_median_percent": emu["ape_percent"]["median"],
@@ -97,8 +94,6 @@ def main(smk):
             "log10_n_ia_1000_stars_grid": sim.get("grid", {}).get("log10_N_Ia"),
             "truth_within_2sigma_grid": (None if "grid" not in sim else
                                          bool(np.all(np.abs(np.asarray(sim["grid"]["pull"])) <= 2))),
-            "coverage_68_grid": {n: d["coverage_68"] for n, d in cov["methods"].get("grid", {}).items()},
-            "coverage_68_gaussian": {n: d["coverage_68"] for n, d in cov["methods"].get("gaussian", {}).items()},
             "seconds_gaussian": sim_timing.get("gaussian_s"), "seconds_grid": sim_timing.get("grid_s"),
             "n_stars": sim_timing.get("n_stars")},
         "skipped": list(smk.params.skipped),

@@ -20,8 +20,8 @@ def main(smk):
         rng = np.random.default_rng(np.random.SeedSequence([p.seed, 7006]))  # not the coverage study's stream
         res = multistar.systematics_study(load_yields(p.yields), priors, glob, n_galaxies=cfg["n_galaxies"],
                                           n_stars=cfg["n_stars"], noise_dex=p.noise_dex,
-                                          n_grid=p.multistar["n_grid"], rng=rng, acceptance=acceptance, log=log,
-                                          n_coarse=p.multistar.get("n_coarse"))
+                                          n_grid=p.grid["n_grid"], rng=rng, acceptance=acceptance, log=log,
+                                          n_coarse=p.grid.get("n_coarse"))
         log.info("systematic sd %s (mean offset %s, rms offset %s, mean statistical sd %s, %d galaxies x %d stars, "
                  "%d outliers: truths %s)", np.round(res["sys_sd"], 4), np.round(res["mean_offset"], 4),
                  np.round(res["rms_offset"], 4), np.round(res["mean_stat_sd"], 4), res["n_galaxies"], res["n_stars"],

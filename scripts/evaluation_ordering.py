@@ -1,11 +1,11 @@
-"""Rule npe_ordering_study: naive vs log_gaps parametrisation on the test split (order breaking, R^2)."""
+"""Rule npe_ordering_study: the configured parametrisation against another on the test split (order breaking, R^2)."""
 
 import json
 import logging
 
 import numpy as np
 
-from galaxy_sbi.inference.npe import SpectraPosterior, evaluate_posterior, family_parametrisation
+from galaxy_sbi.inference.npe import SpectraPosterior, evaluate_posterior
 from galaxy_sbi.spectra.latents import latents_and_labels
 from galaxy_sbi.workflow import run_script
 
@@ -26,7 +26,7 @@ def main(smk):
             "coverage_max_abs_deviation": ev["coverage"]["max_abs_deviation_all"],
             "epochs": post.summary.get("epochs"), "training_time_s": post.summary.get("training_time_s")}
         log.info("%s: %s", post.parametrisation.kind, out[post.parametrisation.kind])
-    out["configured"] = family_parametrisation(smk.params.npe["parametrisation"], smk.wildcards.family)
+    out["configured"] = SpectraPosterior.load(smk.input.posteriors[0]).parametrisation.kind  # posterior.pt
     with open(smk.output.ordering, "w") as f:
         json.dump(out, f, indent=1)
 

@@ -2,7 +2,6 @@
 
 import json
 import logging
-from pathlib import Path
 
 import numpy as np
 import xarray as xr
@@ -14,7 +13,7 @@ from galaxy_sbi.spectra.datasets import load_family
 from galaxy_sbi.spectra.encoder import load_encoder
 from galaxy_sbi.spectra.sfh import derived_seed
 from galaxy_sbi.spectra.latents import latents_and_labels, noisy_latents
-from galaxy_sbi.workflow import run_script
+from galaxy_sbi.workflow import run_script, runtime
 
 log = logging.getLogger("npe_evaluate")
 
@@ -38,7 +37,6 @@ def main(smk):
     metrics["sbc_ks_pvalue"] = {names[i]: float(p) for i, p in zip(varying, pv)}
     del samples
 
-    out = Path(smk.output.metrics).parent
     vnames = [names[i] for i in varying]
     plots.plot_posterior_accuracy(labels[:, varying], arr["mean"][:, varying], arr["std"][:, varying], vnames,
                                   metrics["labels"], smk.output.accuracy,
@@ -71,7 +69,7 @@ def main(smk):
         model = load_encoder(smk.input.encoder)
     for snr in ev_cfg["snr"]:
         xs = noisy_latents(model, test_flux, float(snr), derived_seed(smk.params.seed, "evaluation_noise", str(snr)),
-                           ev_cfg["encode_batch_size"])
+                           runtime(smk, "evaluation")["encode_batch_size"])
         r = evaluate_posterior(post, xs, labels, ev_cfg["n_samples"], seed=ev_cfg["seed"], joint=False,
                                keep_samples=True)
         s = r["arrays"].pop("samples")
@@ -85,7 +83,7 @@ def main(smk):
                               f"{family}: TARP on the test split", extra=extra_tarp)
     noise = smk.params.npe_noise
     noise_note = (f"NPE trained with noisy copies, S/N {noise['snr_range'][0]:g}-{noise['snr_range'][1]:g}"
-                  if family in noise["families"] else "NPE trained on clean spectra only")
+                  if noise else "NPE trained on clean spectra only")
     order = ["clean"] + sorted([k for k in snr_metrics if k != "clean"], key=float, reverse=True)
     plots.plot_accuracy_vs_snr({k: snr_metrics[k] for k in order}, vnames, smk.output.snr,
                                f"{family}: the posterior on noisy test spectra ({noise_note})")
@@ -104,7 +102,7 @@ def main(smk):
                 "posterior_quantiles": (("quantile", "sample", "parameter"), arr["quantiles"]),
                 "labels": (("sample", "parameter"), labels), "sbc_rank": (("sample", "parameter"), arr["ranks"])},
                coords={"sample": test, "parameter": names, "quantile": arr["quantile_levels"]},
-               attrs={"n_samples": ev_cfg["n_samples"], "family": family}).to_netcdf(out / "posterior_summary.nc")
+               attrs={"n_samples": ev_cfg["n_samples"], "family": family}).to_netcdf(smk.output.summary)
     with open(smk.output.metrics, "w") as f:
         json.dump(metrics, f, indent=1)
 

@@ -4,17 +4,19 @@ import xarray as xr
 
 from galaxy_sbi.io import provenance_attrs
 from galaxy_sbi.spectra.synth import build_cell, write_cube
-from galaxy_sbi.workflow import run_script
+from galaxy_sbi.workflow import run_script, runtime
 
 
 def main(smk):
-    cfg = smk.params.spectra
+    cfg, seed = smk.params.spectra, smk.params.seed
     with xr.open_dataset(smk.input.sfh) as sfh, xr.open_dataset(smk.input.grid) as grid:
-        cube = build_cell(sfh.load(), grid.load(), smk.wildcards.cell, cfg["spectra"], cfg["seed"])
-    cube.attrs.update(provenance_attrs(cfg, stage=f"spectra_cell {smk.wildcards.family} {smk.wildcards.cell}"))
+        cube = build_cell(sfh.load(), grid.load(), smk.wildcards.cell, cfg, seed)
+    cube.attrs.update(provenance_attrs({"spectra": cfg, "seed": seed},
+                                       stage=f"spectra_cell {smk.wildcards.family} {smk.wildcards.cell}"))
     cube.attrs["sfh_config_hash"] = sfh.attrs.get("config_hash", "?")
     cube.attrs["ssp_config_hash"] = grid.attrs.get("config_hash", "?")
-    write_cube(cube, smk.output.cube, cfg["spectra"]["chunk_samples"], cfg["spectra"]["complevel"])
+    storage = runtime(smk, "spectra")
+    write_cube(cube, smk.output.cube, storage["chunk_samples"], storage["complevel"])
 
 
 run_script(main, snakemake)  # noqa: F821

@@ -32,7 +32,7 @@ def trained(tmp_path_factory, config):
 
 def test_export_round_trip(trained, tmp_path, config):
     data, ckpt, settings = trained
-    path = export_latents(data, ckpt, tmp_path / "latents" / "parametric.nc", config["latents"], settings)
+    path = export_latents(data, ckpt, tmp_path / "latents" / "parametric.nc", config["latents"]["batch_size"])
     with xr.open_dataset(path) as ds:
         assert ds["latents"].dims == ("sample", "latent") and ds["latents"].shape == (48, 16)
         assert list(ds["parameter"].values) == data.parameters
@@ -85,7 +85,7 @@ def test_subsample_is_seeded_and_sorted():
 @pytest.mark.slow
 def test_interpretation_plots_are_written(trained, tmp_path, config):
     data, ckpt, settings = trained
-    path = export_latents(data, ckpt, tmp_path / "p.nc", config["latents"], settings)
+    path = export_latents(data, ckpt, tmp_path / "p.nc", config["latents"]["batch_size"])
     outputs = {k: tmp_path / f"{k}.png" for k in ("distributions", "correlation", "flux_correlation", "umap",
                                                   "performance")}
     cfg = copy.deepcopy(config["latents"])

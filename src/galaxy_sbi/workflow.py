@@ -1,4 +1,4 @@
-"""Glue for the thin rule scripts in scripts/: logging to the rule's log file, clean errors."""
+"""Glue for the thin rule scripts in scripts/: logging to the rule's log file, clean errors, runtime settings."""
 
 from __future__ import annotations
 
@@ -7,6 +7,20 @@ import sys
 from collections.abc import Callable
 
 from .errors import InputError
+
+# Config keys that change only speed, storage or display, never a product's content: rules do not carry them
+# as params (changing one re-runs nothing); scripts read them from the config with `runtime()`.
+RUNTIME_KEYS = {
+    "spectra": ("chunk_samples", "complevel"),             # netCDF chunking and compression of the cubes
+    "encoder": ("accelerator", "progress_refresh"),
+    "latents": ("batch_size",),                            # pure inference
+    "evaluation": ("encode_batch_size",),                  # pure inference
+}
+
+
+def runtime(smk, section: str) -> dict:
+    """The speed / display settings of a config section (see RUNTIME_KEYS)."""
+    return {k: smk.config[section][k] for k in RUNTIME_KEYS[section]}
 
 
 def run_script(main: Callable, smk) -> None:

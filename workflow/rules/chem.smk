@@ -2,7 +2,6 @@
 # `snakemake --cores 2 chem` runs this graph alone.
 import logging
 
-CHEM = config["chem"]
 CHEM_CHUNKS = range(CHEM["simulate"]["chunks"])
 CHEM_SKIPPED = []
 CHEM_DATASETS = ["simulator", "simulator_alt"]
@@ -35,6 +34,8 @@ rule chem_simulate:
         simulate=CHEM["simulate"],
     log:
         "logs/chem/simulate_{chunk}.log",
+    benchmark:
+        bench("chem/simulate_{chunk}")
     threads: 1
     resources:
         mem_mb=4000,
@@ -55,6 +56,8 @@ rule chem_collect:
         chem={k: CHEM[k] for k in ("priors", "yields", "simulate")},
     log:
         "logs/chem/collect.log",
+    benchmark:
+        bench("chem/collect")
     resources:
         mem_mb=4000,
         runtime=10,
@@ -79,6 +82,8 @@ rule chem_emulator:
         emulator=CHEM["emulator"],
     log:
         "logs/chem/emulator.log",
+    benchmark:
+        bench("chem/emulator")
     # the critical path (emulator -> joint NPE -> evaluation, multi-star, coverage): first when cores are scarce.
     # One thread: the small MLP's steps are overhead-bound; measured on the busy 2-core machine, 2 intra-op threads
     # ran an epoch of 400k sets in ~50 s, one thread in ~13 s.
@@ -98,17 +103,18 @@ rule chem_npe:
     input:
         # the joint NPE (and the global one with global_source: emulator) needs the emulator; the global NPE on
         # simulator draws does not, so it trains while the emulator does
-        unpack(lambda wildcards: {"emulator": rules.chem_emulator.output.model}
-               if wildcards.kind == "joint" or CHEM["npe"]["global_source"] == "emulator" else {}),
+        unpack(chem_npe_inputs),
     output:
         posterior="results/chem/npe_{kind}.pt",
     params:
         seed=config["seed"],
         priors=CHEM["priors"],
-        yields=CHEM["yields"],
-        npe=CHEM["npe"],
+        yields=chem_npe_yields,
+        npe=chem_npe_settings,
     log:
         "logs/chem/npe_{kind}.log",
+    benchmark:
+        bench("chem/npe_{kind}")
     threads: 1
     resources:
         mem_mb=6000,
@@ -130,9 +136,11 @@ rule chem_npe_evaluate:
         tarp=report("results/chem/npe_tarp.png", caption="../report/chem_npe.rst", category="6. Chemistry"),
     params:
         seed=config["seed"],
-        npe=CHEM["npe"],
+        npe=pick(CHEM["npe"], "n_evaluate", "n_posterior_samples", "noise_dex"),
     log:
         "logs/chem/npe_evaluate.log",
+    benchmark:
+        bench("chem/npe_evaluate")
     threads: 1
     resources:
         mem_mb=6000,
@@ -148,14 +156,11 @@ rule chem_dataset:
     output:
         data="results/chem/datasets/{dataset}.npz",
     params:
-        seed=config["seed"],
-        priors=CHEM["priors"],
-        yields=CHEM["yields"],
-        alternative_yields=CHEM["alternative_yields"],
-        multistar=CHEM["multistar"],
-        noise_dex=CHEM["npe"]["noise_dex"],
+        dataset=chem_dataset_settings,
     log:
         "logs/chem/dataset_{dataset}.log",
+    benchmark:
+        bench("chem/dataset_{dataset}")
     threads: 1
     resources:
         mem_mb=4000,
@@ -177,11 +182,13 @@ rule chem_systematics:
         seed=config["seed"],
         priors=CHEM["priors"],
         yields=CHEM["yields"],
-        multistar=CHEM["multistar"],
+        grid=chem_grid_settings(),
         systematics=CHEM["systematics"],
         noise_dex=CHEM["npe"]["noise_dex"],
     log:
         "logs/chem/systematics.log",
+    benchmark:
+        bench("chem/systematics")
     threads: 1
     resources:
         mem_mb=6000,
@@ -206,9 +213,11 @@ rule chem_multistar:
     params:
         seed=config["seed"],
         priors=CHEM["priors"],
-        multistar=CHEM["multistar"],
+        multistar=pick(CHEM["multistar"], "star_counts", "n_samples", "n_grid", "n_coarse"),
     log:
         "logs/chem/multistar_{dataset}.log",
+    benchmark:
+        bench("chem/multistar_{dataset}")
     threads: 1
     resources:
         mem_mb=6000,
@@ -233,11 +242,13 @@ rule chem_coverage:
         seed=config["seed"],
         priors=CHEM["priors"],
         yields=CHEM["yields"],
-        multistar=CHEM["multistar"],
+        multistar=pick(CHEM["multistar"], "n_samples", "n_grid", "n_coarse"),
         coverage=CHEM["coverage"],
         noise_dex=CHEM["npe"]["noise_dex"],
     log:
         "logs/chem/coverage.log",
+    benchmark:
+        bench("chem/coverage")
     threads: 1
     resources:
         mem_mb=6000,
@@ -262,6 +273,8 @@ rule chem_timing:
         noise_dex=CHEM["npe"]["noise_dex"],
     log:
         "logs/chem/timing.log",
+    benchmark:
+        bench("chem/timing")
     threads: 1
     resources:
         mem_mb=4000,
@@ -278,8 +291,6 @@ rule chem_report:
         multistar=expand("results/chem/multistar/{dataset}.json", dataset=CHEM_DATASETS),
         emulator=rules.chem_emulator.output.metrics,
         npe=rules.chem_npe_evaluate.output.metrics,
-        coverage=rules.chem_coverage.output.metrics,
-        timing=rules.chem_timing.output.timing,
         systematics=rules.chem_systematics.output.systematics,
     output:
         csv="results/chem/table.csv",
@@ -290,6 +301,8 @@ rule chem_report:
         skipped=CHEM_SKIPPED,
     log:
         "logs/chem/report.log",
+    benchmark:
+        bench("chem/report")
     resources:
         mem_mb=2000,
         runtime=10,
@@ -300,9 +313,15 @@ rule chem_report:
 
 
 rule chem:
-    """Target: the whole chemistry graph."""
+    """Target: the chemistry graph's products (the studies below are their own target)."""
     input:
         rules.chem_emulator.output,
         rules.chem_npe_evaluate.output,
-        rules.chem_coverage.output,
         rules.chem_report.output,
+
+
+rule chem_studies:
+    """Target: coverage of both combinations over mock galaxies, and the emcee timing baseline."""
+    input:
+        rules.chem_coverage.output,
+        rules.chem_timing.output,

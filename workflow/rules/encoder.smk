@@ -1,26 +1,28 @@
 # Stage 3: encoder (spectra -> 16 latents -> labels) -> results/encoder/{family}/, latents -> results/latents/
 # The checkpoints folder results/encoder/{family}/checkpoints/ is deliberately not an output: Snakemake keeps it
 # when a training job fails or is killed, and a re-run (profiles set rerun-incomplete) resumes from last.ckpt.
-from galaxy_sbi.spectra.datasets import family_memory_mb
-from galaxy_sbi.spectra.synth import spectra_files
 
 
 rule encoder_train:
     """Train the encoder + label head of one SFH family with the Lightning Trainer (GPU when there is one)."""
     input:
-        cubes=lambda wildcards: spectra_files(config, [wildcards.family]),
+        cubes=spectra_files,
     output:
         model="results/encoder/{family}/encoder.ckpt",
         metrics="results/encoder/{family}/metrics.json",
         history="results/encoder/{family}/history.csv",
     params:
-        encoder=config["encoder"],
+        encoder=without_runtime("encoder"),
         seed=config["seed"],
+        # resumable training state (checkpoints/, csv/ loss logs), deliberately not an output (see above)
+        work_dir=lambda wildcards: f"results/encoder/{wildcards.family}",
     log:
         "logs/encoder/{family}_train.log",
+    benchmark:
+        bench("encoder/{family}_train")
     threads: 2
     resources:
-        mem_mb=lambda wildcards: family_memory_mb(config, wildcards.family),
+        mem_mb=family_memory_mb,
         runtime=720,
     conda:
         "../../envs/galaxy-sbi.yaml"
@@ -32,17 +34,16 @@ rule latents_export:
     """The latents (and the head's predicted labels) of every spectrum of one family, with labels and split."""
     input:
         model=rules.encoder_train.output.model,
-        cubes=lambda wildcards: spectra_files(config, [wildcards.family]),
+        cubes=spectra_files,
     output:
         latents="results/latents/{family}.nc",
-    params:
-        latents=config["latents"],
-        encoder=config["encoder"],
     log:
         "logs/latents/{family}_export.log",
+    benchmark:
+        bench("latents/{family}_export")
     threads: 2
     resources:
-        mem_mb=lambda wildcards: family_memory_mb(config, wildcards.family),
+        mem_mb=family_memory_mb,
         runtime=60,
     conda:
         "../../envs/galaxy-sbi.yaml"
@@ -55,7 +56,7 @@ rule latents_plots:
     input:
         latents=rules.latents_export.output.latents,
         history=rules.encoder_train.output.history,
-        cubes=lambda wildcards: spectra_files(config, [wildcards.family]),
+        cubes=spectra_files,
     output:
         distributions=report(
             "results/latents/{family}/distributions.png",
@@ -83,13 +84,15 @@ rule latents_plots:
             category="3. Encoder and latents",
         ),
     params:
-        latents=config["latents"],
+        latents=without_runtime("latents"),
         seed=config["seed"],
     log:
         "logs/latents/{family}_plots.log",
+    benchmark:
+        bench("latents/{family}_plots")
     threads: 2
     resources:
-        mem_mb=lambda wildcards: family_memory_mb(config, wildcards.family),
+        mem_mb=family_memory_mb,
         runtime=60,
     conda:
         "../../envs/galaxy-sbi.yaml"

@@ -1,14 +1,6 @@
 # Stage 4-5, 7: ANPE posteriors on the latents -> results/npe/{family}/, test-set evaluation (clean and at finite
-# S/N), spectrum reconstruction -> results/evaluation/{family}/. `snakemake --cores 2 posterior` runs this stage.
-from galaxy_sbi.spectra.datasets import family_memory_mb
-from galaxy_sbi.spectra.synth import spectra_files
-
-NPE = config["npe"]
-EVALUATION = config["evaluation"]
-from galaxy_sbi.inference.npe import family_parametrisation, other_parametrisation
-
-# the linear-exponential SFHs' window (start, t_obs), for the linexp parametrisation
-SFH_WINDOW = [config["sfh"]["parametric"]["time_gyr"]["start"], config["sfh"]["parametric"]["time_gyr"]["stop"]]
+# S/N), spectrum reconstruction -> results/evaluation/{family}/. `snakemake --cores 2 posterior` runs this stage;
+# `snakemake --cores 2 ordering` the parametrisation study (not part of the default run).
 
 
 wildcard_constraints:
@@ -21,23 +13,22 @@ rule npe_train:
         latents="results/latents/{family}.nc",
         # noisy copies of the training spectra are encoded when npe.noise is enabled
         encoder="results/encoder/{family}/encoder.ckpt",
-        cubes=lambda wildcards: spectra_files(config, [wildcards.family]),
+        cubes=spectra_files,
     output:
         posterior="results/npe/{family}/posterior.pt",
         summary="results/npe/{family}/training.json",
     params:
-        npe=NPE,
+        npe=npe_settings,
         seed=config["seed"],
-        parametrisation=lambda wildcards: family_parametrisation(NPE["parametrisation"], wildcards.family),
-        sfh_window=SFH_WINDOW,
-        encode_batch_size=EVALUATION["encode_batch_size"],
     log:
         "logs/npe/{family}_train.log",
+    benchmark:
+        bench("npe/{family}_train")
     # one thread: the flow is small (a 2-thread torch was 4x slower per epoch when other jobs shared the cores),
     # and Snakemake can train both parametrisations side by side
     threads: 1
     resources:
-        mem_mb=lambda wildcards: family_memory_mb(config, wildcards.family),
+        mem_mb=family_memory_mb,
         runtime=120,
     conda:
         "../../envs/galaxy-sbi.yaml"
@@ -51,20 +42,19 @@ rule npe_train_alternative:
         latents="results/latents/{family}.nc",
         # noisy copies of the training spectra are encoded when npe.noise is enabled
         encoder="results/encoder/{family}/encoder.ckpt",
-        cubes=lambda wildcards: spectra_files(config, [wildcards.family]),
+        cubes=spectra_files,
     output:
         posterior="results/npe/{family}/posterior_{parametrisation}.pt",
     params:
-        npe=NPE,
+        npe=npe_settings,
         seed=config["seed"],
-        parametrisation=lambda wildcards: wildcards.parametrisation,
-        sfh_window=SFH_WINDOW,
-        encode_batch_size=EVALUATION["encode_batch_size"],
     log:
         "logs/npe/{family}_train_{parametrisation}.log",
+    benchmark:
+        bench("npe/{family}_train_{parametrisation}")
     threads: 1
     resources:
-        mem_mb=lambda wildcards: family_memory_mb(config, wildcards.family),
+        mem_mb=family_memory_mb,
         runtime=120,
     conda:
         "../../envs/galaxy-sbi.yaml"
@@ -76,17 +66,15 @@ rule npe_ordering_study:
     """Naive vs order-preserving (log-gap) parametrisation: order-breaking samples and R^2 on the test split."""
     input:
         latents="results/latents/{family}.nc",
-        posteriors=lambda wildcards: [
-            f"results/npe/{wildcards.family}/posterior.pt",
-            f"results/npe/{wildcards.family}/posterior_{other_parametrisation(NPE['parametrisation'], wildcards.family)}.pt",
-        ],
+        posteriors=ordering_posteriors,
     output:
         ordering="results/evaluation/{family}/ordering.json",
     params:
-        npe=NPE,
-        evaluation=EVALUATION,
+        evaluation=pick(EVALUATION, "n_samples", "seed"),
     log:
         "logs/evaluation/{family}_ordering.log",
+    benchmark:
+        bench("evaluation/{family}_ordering")
     threads: 2
     resources:
         mem_mb=4000,
@@ -103,7 +91,7 @@ rule npe_evaluate:
         posterior=rules.npe_train.output.posterior,
         latents="results/latents/{family}.nc",
         encoder="results/encoder/{family}/encoder.ckpt",
-        cubes=lambda wildcards: spectra_files(config, [wildcards.family]),
+        cubes=spectra_files,
     output:
         metrics="results/evaluation/{family}/metrics.json",
         summary="results/evaluation/{family}/posterior_summary.nc",
@@ -118,14 +106,16 @@ rule npe_evaluate:
         snr=report("results/evaluation/{family}/accuracy_vs_snr.png", caption="../report/posterior_snr.rst",
                    category="4. Posteriors"),
     params:
-        evaluation=EVALUATION,
+        evaluation=pick(EVALUATION, "n_samples", "seed", "snr"),
         seed=config["seed"],
-        npe_noise=NPE["noise"],
+        npe_noise=lambda wildcards: npe_noise(wildcards.family),
     log:
         "logs/evaluation/{family}_evaluate.log",
+    benchmark:
+        bench("evaluation/{family}_evaluate")
     threads: 2
     resources:
-        mem_mb=lambda wildcards: family_memory_mb(config, wildcards.family),
+        mem_mb=family_memory_mb,
         runtime=120,
     conda:
         "../../envs/galaxy-sbi.yaml"
@@ -138,7 +128,7 @@ rule reconstruction:
     input:
         posterior=rules.npe_train.output.posterior,
         latents="results/latents/{family}.nc",
-        cubes=lambda wildcards: spectra_files(config, [wildcards.family]),
+        cubes=spectra_files,
         grid="results/ssp/ssp_grid.nc",
         sfh="results/sfh/{family}.nc",
     output:
@@ -152,9 +142,11 @@ rule reconstruction:
         seed=EVALUATION["seed"],
     log:
         "logs/evaluation/{family}_reconstruction.log",
+    benchmark:
+        bench("evaluation/{family}_reconstruction")
     threads: 2
     resources:
-        mem_mb=lambda wildcards: family_memory_mb(config, wildcards.family),
+        mem_mb=family_memory_mb,
         runtime=60,
     conda:
         "../../envs/galaxy-sbi.yaml"
@@ -163,7 +155,7 @@ rule reconstruction:
 
 
 rule posterior:
-    """Target: every family's NPE, test-set evaluation, S/N study, ordering study and reconstruction."""
+    """Target: every family's NPE, test-set evaluation, S/N study and reconstruction."""
     input:
         expand("results/npe/{family}/posterior.pt", family=SFH_FAMILIES),
         expand(
@@ -172,5 +164,10 @@ rule posterior:
             f=["metrics.json", "accuracy.png", "coverage.png", "sbc.png", "tarp.png", "accuracy_vs_snr.png",
                "reconstruction.json", "reconstruction.png", "reconstruction_rms.png"],
         ),
-        expand("results/evaluation/{family}/ordering.json", family=SFH_FAMILIES)
-        if EVALUATION["ordering_study"] else [],
+
+
+
+rule ordering:
+    """Target: the parametrisation study of every family (trains a second NPE per family)."""
+    input:
+        expand("results/evaluation/{family}/ordering.json", family=SFH_FAMILIES),

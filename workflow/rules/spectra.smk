@@ -1,9 +1,5 @@
 # Stage 2: SFHs -> results/sfh/, synthetic spectra cubes -> results/spectra/ (one job per family x cell)
-from galaxy_sbi.spectra.sfh import family_settings
-from galaxy_sbi.spectra.synth import CELL_PATTERN, spectra_cells, spectra_settings
-
-SFH_FAMILIES = config["sfh"]["families"]
-SPECTRA_CELLS = spectra_cells(config)
+from galaxy_sbi.spectra.synth import CELL_PATTERN
 
 
 wildcard_constraints:
@@ -16,9 +12,11 @@ rule sfh:
     output:
         sfh="results/sfh/{family}.nc",
     params:
-        sfh=lambda wildcards: family_settings(config, wildcards.family),
+        sfh=sfh_settings,
     log:
         "logs/sfh/{family}.log",
+    benchmark:
+        bench("sfh/{family}")
     threads: 2
     resources:
         mem_mb=4000,
@@ -37,9 +35,12 @@ rule spectra_cell:
     output:
         cube="results/spectra/{family}/{cell}.nc",
     params:
-        spectra=spectra_settings(config),
+        spectra=without_runtime("spectra"),
+        seed=config["seed"],
     log:
         "logs/spectra/{family}/{cell}.log",
+    benchmark:
+        bench("spectra/{family}/{cell}")
     threads: 1
     resources:
         mem_mb=4000,
@@ -75,6 +76,8 @@ rule spectra_plots:
         seed=config["seed"],
     log:
         "logs/spectra/{family}_plots.log",
+    benchmark:
+        bench("spectra/{family}_plots")
     resources:
         mem_mb=4000,
         runtime=10,

@@ -1,17 +1,17 @@
 # Stage 1: SSP library -> results/ssp/
-from galaxy_sbi.spectra.ssp import library_inputs, library_settings
-
 
 rule ssp_library:
     """Native SSP cube (alpha?, metallicity, age, wavelength) from FASTAR, milespy or MILES FITS files."""
     input:
-        library_inputs(config["ssp"]),
+        ssp_library_inputs(),
     output:
         library="results/ssp/ssp_library.nc",
     params:
-        ssp=library_settings(config["ssp"]),
+        ssp=ssp_library_settings(),
     log:
         "logs/ssp/ssp_library.log",
+    benchmark:
+        bench("ssp/ssp_library")
     threads: 2
     resources:
         mem_mb=6000,
@@ -32,6 +32,8 @@ rule ssp_interpolate:
         grid=config["ssp"]["interpolate"],
     log:
         "logs/ssp/ssp_interpolate.log",
+    benchmark:
+        bench("ssp/ssp_interpolate")
     resources:
         mem_mb=4000,
         runtime=10,
@@ -42,6 +44,7 @@ rule ssp_interpolate:
 
 
 rule ssp_overview_plot:
+    """Example SSPs of several ages and metallicities."""
     input:
         library=rules.ssp_library.output.library,
     output:
@@ -54,6 +57,8 @@ rule ssp_overview_plot:
         plot=config["ssp"]["plot"],
     log:
         "logs/ssp/ssp_overview_plot.log",
+    benchmark:
+        bench("ssp/ssp_overview_plot")
     resources:
         mem_mb=2000,
         runtime=10,

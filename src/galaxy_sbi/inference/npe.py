@@ -375,18 +375,6 @@ class SpectraPosterior:
                    {k: np.asarray(v) for k, v in blob.get("grids", {}).items()})
 
 
-def family_parametrisation(setting, family: str) -> str:
-    """The label parametrisation of one family: npe.parametrisation is one kind or a {family: kind} mapping."""
-    if isinstance(setting, str):
-        return setting
-    return dict(setting).get(family, "log_gaps")
-
-
-def other_parametrisation(setting, family: str) -> str:
-    """The parametrisation a family's ordering study compares with."""
-    return {"naive": "log_gaps", "log_gaps": "naive", "linexp": "naive"}[family_parametrisation(setting, family)]
-
-
 def train_label_posterior(labels: np.ndarray, x: np.ndarray, names, settings: dict, seed: int = 0) -> SpectraPosterior:
     """NPE of the labels given x with the config's ``npe:`` settings.
 

@@ -36,7 +36,10 @@ import torch
 from torch import nn
 
 from ..config import config_hash
+from ..workflow import RUNTIME_KEYS
 from . import realism
+
+ENCODER_RUNTIME = RUNTIME_KEYS["encoder"]
 
 log = logging.getLogger(__name__)
 
@@ -401,18 +404,26 @@ def merge_csv_logs(csv_root: Path) -> list[dict]:
 
 
 def train_encoder(data, out_dir: str | Path, settings: dict, seed: int, threads: int = 1,
-                  progress: bool = True, extra_callbacks: Sequence[L.Callback] = ()) -> dict:
-    """Train one family's encoder; resumable. Returns the metrics written to out_dir/metrics.json.
+                  progress: bool = True, extra_callbacks: Sequence[L.Callback] = (), outputs: dict | None = None,
+                  runtime: dict | None = None) -> dict:
+    """Train one family's encoder; resumable. Returns the metrics written to outputs["metrics"].
 
     out_dir/checkpoints/ holds last.ckpt and the best checkpoint while training; run.json there records the
     hash of the settings and inputs. A re-run with the same hash and an unfinished run resumes from
     last.ckpt (Snakemake does not delete this folder: it is not a declared output); any other re-run starts
-    afresh. Products: out_dir/encoder.ckpt (the best epoch by val_loss), history.csv, metrics.json.
+    afresh. Products (`outputs`, default in out_dir): model (encoder.ckpt, the best epoch by val_loss),
+    history (history.csv), metrics (metrics.json). `runtime` (accelerator, progress_refresh) may also sit in
+    `settings`; it does not enter the resume key.
     """
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
     from lightning.pytorch.loggers import CSVLogger
 
     out_dir = Path(out_dir)
+    outputs = {"model": out_dir / "encoder.ckpt", "metrics": out_dir / "metrics.json",
+               "history": out_dir / "history.csv", **{k: Path(v) for k, v in (outputs or {}).items()}}
+    runtime = {"accelerator": "auto", "progress_refresh": 20,
+               **{k: settings[k] for k in ENCODER_RUNTIME if k in settings}, **(runtime or {})}
+    settings = {k: v for k, v in settings.items() if k not in ENCODER_RUNTIME}
     ckpt_dir, csv_root = out_dir / "checkpoints", out_dir / "csv"
     torch.set_num_threads(max(1, threads))
     run_key = config_hash({"settings": settings, "seed": seed, "n": len(data), "family": data.family,
@@ -452,9 +463,9 @@ def train_encoder(data, out_dir: str | Path, settings: dict, seed: int, threads:
     epochs = _EpochLog()
     callbacks = [checkpoint, early, epochs, *extra_callbacks]
     if progress:
-        callbacks.append(TQDMProgressBar(refresh_rate=settings["progress_refresh"]))
+        callbacks.append(TQDMProgressBar(refresh_rate=runtime["progress_refresh"]))
     trainer = L.Trainer(
-        default_root_dir=out_dir, max_epochs=settings["max_epochs"], accelerator=settings["accelerator"],
+        default_root_dir=out_dir, max_epochs=settings["max_epochs"], accelerator=runtime["accelerator"],
         devices=1, precision=settings["precision"], deterministic=settings["deterministic"],
         gradient_clip_val=settings["gradient_clip"] or None, callbacks=callbacks,
         logger=CSVLogger(out_dir, name="csv"), enable_progress_bar=progress, log_every_n_steps=10,
@@ -469,10 +480,10 @@ def train_encoder(data, out_dir: str | Path, settings: dict, seed: int, threads:
         raise InputError("training was interrupted; re-run the rule to resume from the last checkpoint")
 
     best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else last
-    shutil.copyfile(best, out_dir / "encoder.ckpt")
-    model = load_encoder(out_dir / "encoder.ckpt")
+    shutil.copyfile(best, outputs["model"])
+    model = load_encoder(outputs["model"])
     history = merge_csv_logs(csv_root)
-    _write_history(history, out_dir / "history.csv")
+    _write_history(history, outputs["history"])
 
     accelerator = type(trainer.accelerator).__name__.replace("Accelerator", "").lower()
     metrics = {"family": data.family, "n_train": int(len(train_idx)), "n_validation": int(len(val_idx)),
@@ -490,7 +501,7 @@ def train_encoder(data, out_dir: str | Path, settings: dict, seed: int, threads:
             _, pred = model.encode(data.flux[idx], batch_size=max(bs, 256))
             r2 = r2_scores(data.labels[idx].astype(float), pred.astype(float))
             metrics[f"r2_{split}"] = {p: (None if np.isnan(v) else round(float(v), 4)) for p, v in zip(data.parameters, r2)}
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    outputs["metrics"].write_text(json.dumps(metrics, indent=2) + "\n")
     state_file.write_text(json.dumps({"key": run_key, "finished": True}))
     return metrics
 

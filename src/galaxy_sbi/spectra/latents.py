@@ -119,8 +119,10 @@ def latents_dataset(data, latents: np.ndarray, predictions: np.ndarray, attrs: d
     return ds
 
 
-def export_latents(data, model_path: str | Path, out_path: str | Path, settings: dict, encoder_settings: dict) -> Path:
-    """Encode every spectrum (clean, eval mode) and write results/latents/{family}.nc."""
+def export_latents(data, model_path: str | Path, out_path: str | Path, batch_size: int = 512) -> Path:
+    """Encode every spectrum (clean, eval mode) and write results/latents/{family}.nc.
+
+    The checkpoint alone decides the latents (batch_size only the speed); its hyper-parameters go in the attrs."""
     import torch
 
     from .encoder import load_encoder
@@ -131,12 +133,12 @@ def export_latents(data, model_path: str | Path, out_path: str | Path, settings:
 
         raise InputError(f"{model_path} was trained on labels {list(model.hparams.parameters)}, "
                          f"the cubes have {data.parameters}")
-    latents, predictions = model.encode(data.flux, batch_size=settings["batch_size"])
+    latents, predictions = model.encode(data.flux, batch_size=batch_size)
     attrs = {"family": data.family, "encoder_checkpoint": str(model_path),
              "encoder": "SPENDER-style CNN + attention pooling + MLP (galaxy_sbi.spectra.encoder)",
-             "augmentation_in_training": str(bool(encoder_settings["augmentation"]["enabled"])),
+             "augmentation_in_training": str(bool((model.hparams.augmentation or {}).get("enabled"))),
              "input": "clean synthetic spectra (no augmentation at export)",
-             **provenance_attrs({"encoder": encoder_settings, "latents": settings}, "latents_export")}
+             **provenance_attrs({"encoder": dict(model.hparams)}, "latents_export")}
     ds = latents_dataset(data, latents, predictions, attrs)
     log.info("%d latent vectors of %d components -> %s", *latents.shape, out_path)
     return write_netcdf(ds, out_path, chunk_sizes={"sample": 65536}, complevel=1)

@@ -1,0 +1,172 @@
+# Snakemake glue shared by the stage files (workflow/rules/*.smk). Which files a stage reads, which config
+# values the outputs of each step depend on (its params), memory requests. Pure Python over the config (no
+# torch, sbi or jax, so `snakemake -n` builds the DAG in seconds); the science lives in src/galaxy_sbi/.
+#
+# Params are exactly the config values its outputs depend on, so changing a key
+# re-runs the stages that read it and what is downstream of them, nothing else. Settings that change only
+# speed, storage or display (threads, progress bars, accelerator, batch sizes of pure inference, netCDF
+# chunking) are read by the scripts from the config directly (galaxy_sbi.workflow.RUNTIME_KEYS).
+from galaxy_sbi.spectra.sfh import parametric_grid
+from galaxy_sbi.spectra.synth import spectra_cells
+from galaxy_sbi.workflow import RUNTIME_KEYS
+
+
+def pick(section, *keys):
+    """The named keys of a config section."""
+    return {k: section[k] for k in keys}
+
+
+def without_runtime(name):
+    """Config section `name` without its speed / display keys."""
+    return {k: v for k, v in config[name].items() if k not in RUNTIME_KEYS.get(name, ())}
+
+
+def bench(path):
+    """Benchmark file of a job (wall time, memory): benchmarks/sum_rule_benchmarks.py sums them per stage."""
+    return f"logs/benchmarks/{path}.tsv"
+
+
+# --- SSP library ------------------------------------------------------------------------------------------
+
+
+def ssp_library_settings():
+    """The keys the native cube depends on: its source's own section, not the other sources'."""
+    ssp = config["ssp"]
+    keys = ["source", "ages_gyr", "metallicities", ssp["source"]]
+    if ssp["source"] != "fastar":
+        keys.append("alpha_models")
+    return pick(ssp, *keys)
+
+
+def ssp_library_inputs():
+    """User files the native cube is read from (inputs, so Snakemake checks them before any job)."""
+    ssp = config["ssp"]
+    if ssp["source"] == "miles_fits":
+        return [ssp["miles_fits"]["directory"]]
+    if ssp["source"] == "milespy" and ssp["milespy"]["repository"]:
+        return [ssp["milespy"]["repository"]]
+    return []
+
+
+# --- SFHs and spectra -------------------------------------------------------------------------------------
+
+SFH_FAMILIES = config["sfh"]["families"]
+SPECTRA_CELLS = spectra_cells(config)
+
+
+def sfh_settings(wildcards):
+    """The values one family's SFH file depends on (the other family's section is not among them)."""
+    sfh = config["sfh"]
+    out = pick(sfh, "stellar_mass", "percentiles", wildcards.family)
+    if wildcards.family == "nonparametric":
+        out["seed"] = config["seed"]  # drawn; the parametric grid is not
+    return out
+
+
+def spectra_files(wildcards):
+    """Every cube of the job's family."""
+    return [f"results/spectra/{wildcards.family}/{cell}.nc" for cell in SPECTRA_CELLS]
+
+
+def family_size(family):
+    """Number of spectra of a family (known before any job runs)."""
+    if family == "parametric":
+        n_sfh = len(parametric_grid(config["sfh"]["parametric"])[1])
+    else:
+        n_sfh = config["sfh"]["nonparametric"]["n_per_cell"]
+    return n_sfh * len(SPECTRA_CELLS)
+
+
+def family_memory_mb(wildcards, n_wavelength=4300):
+    """Memory a job that holds a family's flux asks for: twice the float32 array plus 3 GB."""
+    return int(2 * family_size(wildcards.family) * n_wavelength * 4 / 2**20) + 3000
+
+
+# --- posteriors -------------------------------------------------------------------------------------------
+
+NPE = config["npe"]
+EVALUATION = config["evaluation"]
+PARAMETRISATION_OTHER = {"naive": "log_gaps", "log_gaps": "naive", "linexp": "naive"}
+
+
+def family_parametrisation(setting, family):
+    """npe.parametrisation is one kind for every family or a {family: kind} mapping (log_gaps if absent)."""
+    if isinstance(setting, str):
+        return setting
+    return dict(setting).get(family, "log_gaps")
+
+
+def other_parametrisation(family):
+    """The parametrisation a family's ordering study compares the configured one with."""
+    return PARAMETRISATION_OTHER[family_parametrisation(NPE["parametrisation"], family)]
+
+
+def npe_noise(family):
+    """The family's noisy training copies ({snr_range, copies}) or None when it trains on clean spectra."""
+    noise = NPE["noise"]
+    return pick(noise, "snr_range", "copies") if family in noise["families"] else None
+
+
+def npe_settings(wildcards):
+    """The NPE settings of one family and parametrisation (the configured one unless the job names another)."""
+    kind = getattr(wildcards, "parametrisation", None) or family_parametrisation(NPE["parametrisation"],
+                                                                                 wildcards.family)
+    out = {k: v for k, v in NPE.items() if k not in ("parametrisation", "noise")}
+    out["parametrisation"] = kind
+    out["noise"] = npe_noise(wildcards.family)
+    if kind == "linexp":  # the linear-exponential SFHs' window (start, t_obs)
+        t = config["sfh"]["parametric"]["time_gyr"]
+        out["sfh_window"] = [t["start"], t["stop"]]
+    return out
+
+
+def ordering_posteriors(wildcards):
+    family = wildcards.family
+    return [f"results/npe/{family}/posterior.pt", f"results/npe/{family}/posterior_{other_parametrisation(family)}.pt"]
+
+
+# --- chemistry --------------------------------------------------------------------------------------------
+
+CHEM = config["chem"]
+
+
+def chem_npe_settings(wildcards):
+    """What one chemistry NPE's training reads: its own flow settings, its draws, the shared optimiser keys."""
+    npe = CHEM["npe"]
+    shared = pick(npe, "noise_dex", "batch_size", "learning_rate", "max_epochs", "stop_after_epochs")
+    if wildcards.kind == "joint":
+        return {**shared, **pick(npe, "joint", "joint_prior", "n_simulations")}
+    return {**shared, **pick(npe, "global", "global_source", "n_simulations_global")}
+
+
+def chem_npe_yields(wildcards):
+    """The simulator's yields, where the NPE draws from the simulator itself (the global NPE's default)."""
+    if wildcards.kind == "global" and CHEM["npe"]["global_source"] == "simulator":
+        return CHEM["yields"]
+    return None
+
+
+def chem_npe_inputs(wildcards):
+    """The emulator, for the NPEs that draw from it: the global NPE on simulator draws trains beside it."""
+    if wildcards.kind == "joint" or CHEM["npe"]["global_source"] == "emulator":
+        return {"emulator": "results/chem/emulator.pt"}
+    return {}
+
+
+def chem_dataset_settings(wildcards):
+    """What one data set's stars depend on: its size and its own source (a file, or a simulation's settings)."""
+    ms, name = CHEM["multistar"], wildcards.dataset
+    if name == "tng":  # a file of stars: nothing is drawn
+        return pick(ms, "n_stars", "tng_mock")
+    out = {**pick(ms, "global_values", "n_stars"), "seed": config["seed"], "priors": CHEM["priors"],
+           "noise_dex": CHEM["npe"]["noise_dex"]}
+    if name == "vice":
+        out["vice"] = ms["vice"]
+    else:
+        out["yields"] = CHEM["yields" if name == "simulator" else "alternative_yields"]
+    return out
+
+
+def chem_grid_settings():
+    """The grid of the calibrated combination."""
+    return pick(CHEM["multistar"], "n_grid", "n_coarse")
