@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.galaxy-sbi-installed
 CORES  ?= all
 
-.PHONY: setup run test lint clean-results
+.PHONY: setup run test test-slurm lint clean-results
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# profiles/slurm for real: needs a running SLURM cluster (CI: sudo .ci/slurm-local.sh start)
+test-slurm: setup
+	GALAXY_SBI_SLURM=1 $(BIN)/python -m pytest -v -s tests/test_slurm.py
 
 lint: setup
 	$(BIN)/snakemake --lint

@@ -26,6 +26,16 @@ except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 
 
+# The report's front page (snakemake --report results/report.html) shows this run's headline numbers, read
+# from the metrics files at parse time; no rule reads this key.
+from galaxy_sbi.report import headline_rst
+
+config["report_headline"] = headline_rst("results", config["sfh"]["families"])
+
+
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/ssp.smk"
 include: "workflow/rules/spectra.smk"

@@ -56,7 +56,7 @@ def measure(settings: dict, n_batches: int, threads: int, augment: bool) -> dict
     flux = (1 + 0.1 * np.sin(wave[None, :] / rng.uniform(20, 200, (n, 1)))).astype(np.float32)
     labels = rng.standard_normal((n, 10)).astype(np.float32)
     module = EncoderModule(4300, [f"p{i}" for i in range(10)], **module_kwargs(settings))
-    module.set_data_stats(wave, labels)
+    module.set_data_stats(wave, labels, flux)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.from_numpy(flux), torch.from_numpy(labels)),
                                          batch_size=bs, shuffle=True)
 

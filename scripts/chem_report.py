@@ -1,4 +1,5 @@
 """The study's table (CSV + Markdown), estimate vs number of stars, and results/chem/metrics.json."""
+import csv
 import json
 import logging
 from pathlib import Path
@@ -38,10 +39,10 @@ def main(smk):
         per_set[r["dataset"]] = entry
     header = ["data set", "combination", "stars", "alpha_IMF", "alpha_IMF_err", "log10_N_Ia", "log10_N_Ia_err",
               "delta_alpha_IMF_percent", "delta_log10_N_Ia_percent"]
-    with open(smk.output.csv, "w") as f:
-        f.write(",".join(header) + "\n")
-        for row in rows:
-            f.write(",".join([row[0], row[1], str(row[2])] + [f"{v:.5g}" for v in row[3:]]) + "\n")
+    with open(smk.output.csv, "w", newline="") as f:  # csv quotes the data-set names (they hold commas)
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows([row[0], row[1], row[2]] + [f"{v:.5g}" for v in row[3:]] for row in rows)
     md = ["| data set | combination | stars | α_IMF | log10 N_Ia | Δα_IMF | Δlog10 N_Ia |", "|---|---|---|---|---|---|---|"]
     for row in rows:
         md.append(f"| {row[0]} | {row[1]} | {row[2]} | {row[3]:.3f} ± {row[4]:.3f} | {row[5]:.3f} ± {row[6]:.3f} "

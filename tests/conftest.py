@@ -27,3 +27,10 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+def load_rule_glue(config: dict) -> dict:
+    """The functions of workflow/rules/common.smk (plain Python, no rules) evaluated for a config."""
+    namespace = {"config": config}
+    exec(compile((REPO_ROOT / "workflow/rules/common.smk").read_text(), "common.smk", "exec"), namespace)
+    return namespace

@@ -151,7 +151,7 @@ def test_snakemake_stops_before_any_job(tmp_path, repo_root, override, expected)
                                       ({"parametric": "log_gaps"}, True), ({"parametrik": "naive"}, False),
                                       ({"parametric": "sorted"}, False), ("sorted", False)])
 def test_npe_parametrisation_is_one_kind_or_one_per_family(default_config, value, ok):
-    from galaxy_sbi.inference.npe import family_parametrisation
+    from conftest import load_rule_glue
 
     cfg = copy.deepcopy(default_config)
     cfg["npe"]["parametrisation"] = value
@@ -161,4 +161,4 @@ def test_npe_parametrisation_is_one_kind_or_one_per_family(default_config, value
         return
     validate_config(cfg)
     expected = value if isinstance(value, str) else value.get("nonparametric", "log_gaps")
-    assert family_parametrisation(value, "nonparametric") == expected
+    assert load_rule_glue(cfg)["family_parametrisation"](value, "nonparametric") == expected

@@ -84,10 +84,8 @@ rule chem_emulator:
         "logs/chem/emulator.log",
     benchmark:
         bench("chem/emulator")
-    # the critical path (emulator -> joint NPE -> evaluation, multi-star, coverage): first when cores are scarce.
     # One thread: the small MLP's steps are overhead-bound; measured on the busy 2-core machine, 2 intra-op threads
     # ran an epoch of 400k sets in ~50 s, one thread in ~13 s.
-    priority: 10
     threads: 1
     resources:
         mem_mb=6000,

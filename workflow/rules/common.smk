@@ -21,6 +21,16 @@ def without_runtime(name):
     return {k: v for k, v in config[name].items() if k not in RUNTIME_KEYS.get(name, ())}
 
 
+def critical_path_priority(wildcards):
+    """Scheduling precedence of the spectra chain (SSPs -> spectra -> encoder -> latents -> NPE -> evaluation),
+    its parametric branch first: it is the default run's longest path. Without it Snakemake starts the jobs with
+    the largest inputs first, the chemistry graph's, which then fill the cores the chain needs. Snakemake's
+    local scheduler never holds a core back for a job that needs two, so the chain's jobs up to the encoders take
+    two threads (they run one at a time, none of them leaves a core to a chemistry job) and the jobs after
+    them one (they run beside the chemistry jobs)."""
+    return {"parametric": 20, "nonparametric": 10}.get(getattr(wildcards, "family", None), 20)
+
+
 def bench(path):
     """Benchmark file of a job (wall time, memory): benchmarks/sum_rule_benchmarks.py sums them per stage."""
     return f"logs/benchmarks/{path}.tsv"

@@ -27,6 +27,7 @@ rule npe_train:
     # one thread: the flow is small (a 2-thread torch was 4x slower per epoch when other jobs shared the cores),
     # and Snakemake can train both parametrisations side by side
     threads: 1
+    priority: critical_path_priority
     resources:
         mem_mb=family_memory_mb,
         runtime=120,
@@ -113,7 +114,8 @@ rule npe_evaluate:
         "logs/evaluation/{family}_evaluate.log",
     benchmark:
         bench("evaluation/{family}_evaluate")
-    threads: 2
+    threads: 1
+    priority: critical_path_priority
     resources:
         mem_mb=family_memory_mb,
         runtime=120,
@@ -144,7 +146,7 @@ rule reconstruction:
         "logs/evaluation/{family}_reconstruction.log",
     benchmark:
         bench("evaluation/{family}_reconstruction")
-    threads: 2
+    threads: 1
     resources:
         mem_mb=family_memory_mb,
         runtime=60,

@@ -18,6 +18,7 @@ rule sfh:
     benchmark:
         bench("sfh/{family}")
     threads: 2
+    priority: critical_path_priority
     resources:
         mem_mb=4000,
         runtime=30,
@@ -41,7 +42,8 @@ rule spectra_cell:
         "logs/spectra/{family}/{cell}.log",
     benchmark:
         bench("spectra/{family}/{cell}")
-    threads: 1
+    threads: 2  # (two: the chain before the encoders runs one job at a time, see common.smk)
+    priority: critical_path_priority
     resources:
         mem_mb=4000,
         runtime=20,
