@@ -37,6 +37,7 @@ rule chem_simulate:
     benchmark:
         bench("chem/simulate_{chunk}")
     threads: 1
+    priority: CHEM_PRIORITY
     resources:
         mem_mb=4000,
         runtime=60,
@@ -58,6 +59,7 @@ rule chem_collect:
         "logs/chem/collect.log",
     benchmark:
         bench("chem/collect")
+    priority: CHEM_PRIORITY
     resources:
         mem_mb=4000,
         runtime=10,
@@ -87,6 +89,7 @@ rule chem_emulator:
     # One thread: the small MLP's steps are overhead-bound; measured on the busy 2-core machine, 2 intra-op threads
     # ran an epoch of 400k sets in ~50 s, one thread in ~13 s.
     threads: 1
+    priority: CHEM_PRIORITY
     resources:
         mem_mb=6000,
         runtime=120,
@@ -114,6 +117,7 @@ rule chem_npe:
     benchmark:
         bench("chem/npe_{kind}")
     threads: 1
+    priority: CHEM_PRIORITY
     resources:
         mem_mb=6000,
         runtime=240,
@@ -140,6 +144,7 @@ rule chem_npe_evaluate:
     benchmark:
         bench("chem/npe_evaluate")
     threads: 1
+    priority: CHEM_PRIORITY
     resources:
         mem_mb=6000,
         runtime=60,
@@ -160,6 +165,7 @@ rule chem_dataset:
     benchmark:
         bench("chem/dataset_{dataset}")
     threads: 1
+    priority: CHEM_PRIORITY
     resources:
         mem_mb=4000,
         runtime=30,
@@ -188,6 +194,7 @@ rule chem_systematics:
     benchmark:
         bench("chem/systematics")
     threads: 1
+    priority: CHEM_PRIORITY
     resources:
         mem_mb=6000,
         runtime=60,
@@ -217,6 +224,7 @@ rule chem_multistar:
     benchmark:
         bench("chem/multistar_{dataset}")
     threads: 1
+    priority: CHEM_PRIORITY
     resources:
         mem_mb=6000,
         runtime=60,
@@ -248,6 +256,7 @@ rule chem_coverage:
     benchmark:
         bench("chem/coverage")
     threads: 1
+    priority: CHEM_PRIORITY
     resources:
         mem_mb=6000,
         runtime=120,
@@ -274,6 +283,7 @@ rule chem_timing:
     benchmark:
         bench("chem/timing")
     threads: 1
+    priority: CHEM_PRIORITY
     resources:
         mem_mb=4000,
         runtime=60,
@@ -301,6 +311,7 @@ rule chem_report:
         "logs/chem/report.log",
     benchmark:
         bench("chem/report")
+    priority: CHEM_PRIORITY
     resources:
         mem_mb=2000,
         runtime=10,

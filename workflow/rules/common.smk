@@ -21,14 +21,22 @@ def without_runtime(name):
     return {k: v for k, v in config[name].items() if k not in RUNTIME_KEYS.get(name, ())}
 
 
+# Scheduling precedence on a small machine (the default's 2 cores): the spectra chain (SSPs -> spectra -> encoder
+# -> latents -> NPE -> evaluation) is the run's longest path, the chemistry jobs fill the cores it leaves free.
+# Without priorities Snakemake starts the jobs with the largest inputs first, the chemistry graph's. Its local
+# scheduler never holds a core back for a job that needs two, so the chain up to the encoders (both families)
+# takes two threads and the top priority: those jobs run one at a time and never leave a lone core to a
+# one-thread job. The jobs after them take one thread and run beside the chemistry jobs, the parametric family
+# (its NPE, ~14 minutes, is the longest job after the encoders) first.
+CHAIN_PRIORITY_TO_ENCODERS = 30
+# The chemistry graph's own longest path (simulator -> emulator -> joint NPE -> multi-star) is ~10 minutes of
+# one-thread jobs: it runs beside the parametric NPE (20), before the non-parametric family's jobs (10).
+CHEM_PRIORITY = 15
+
+
 def critical_path_priority(wildcards):
-    """Scheduling precedence of the spectra chain (SSPs -> spectra -> encoder -> latents -> NPE -> evaluation),
-    its parametric branch first: it is the default run's longest path. Without it Snakemake starts the jobs with
-    the largest inputs first, the chemistry graph's, which then fill the cores the chain needs. Snakemake's
-    local scheduler never holds a core back for a job that needs two, so the chain's jobs up to the encoders take
-    two threads (they run one at a time, none of them leaves a core to a chemistry job) and the jobs after
-    them one (they run beside the chemistry jobs)."""
-    return {"parametric": 20, "nonparametric": 10}.get(getattr(wildcards, "family", None), 20)
+    """Priority of a spectra-chain job after the encoders: the parametric family's first."""
+    return {"parametric": 20, "nonparametric": 10}[wildcards.family]
 
 
 def bench(path):

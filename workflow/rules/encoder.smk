@@ -21,11 +21,9 @@ rule encoder_train:
     benchmark:
         bench("encoder/{family}_train")
     # two threads run an encoder batch 1.9x faster than one (measured on the 2-core machine); more on a bigger
-    # machine with `--set-threads encoder_train=N`. Both families' encoders go before everything else that is
-    # ready (priority above the rest of the chain): Snakemake starts a two-thread job only when two cores are
-    # free, and would otherwise keep filling a freed core with one-thread chemistry jobs.
+    # machine with `--set-threads encoder_train=N`. Priority: see CHAIN_PRIORITY_TO_ENCODERS in common.smk
     threads: 2
-    priority: 30
+    priority: CHAIN_PRIORITY_TO_ENCODERS
     resources:
         mem_mb=family_memory_mb,
         runtime=720,

@@ -18,7 +18,7 @@ rule sfh:
     benchmark:
         bench("sfh/{family}")
     threads: 2
-    priority: critical_path_priority
+    priority: CHAIN_PRIORITY_TO_ENCODERS
     resources:
         mem_mb=4000,
         runtime=30,
@@ -42,8 +42,8 @@ rule spectra_cell:
         "logs/spectra/{family}/{cell}.log",
     benchmark:
         bench("spectra/{family}/{cell}")
-    threads: 2  # (two: the chain before the encoders runs one job at a time, see common.smk)
-    priority: critical_path_priority
+    threads: 2  # the chain up to the encoders: one job at a time (common.smk)
+    priority: CHAIN_PRIORITY_TO_ENCODERS
     resources:
         mem_mb=4000,
         runtime=20,

@@ -13,7 +13,7 @@ rule ssp_library:
     benchmark:
         bench("ssp/ssp_library")
     threads: 2
-    priority: critical_path_priority
+    priority: CHAIN_PRIORITY_TO_ENCODERS
     resources:
         mem_mb=6000,
         runtime=60,
@@ -35,8 +35,8 @@ rule ssp_interpolate:
         "logs/ssp/ssp_interpolate.log",
     benchmark:
         bench("ssp/ssp_interpolate")
-    threads: 2  # (two: the chain before the encoders runs one job at a time, see common.smk)
-    priority: critical_path_priority
+    threads: 2  # the chain up to the encoders: one job at a time (common.smk)
+    priority: CHAIN_PRIORITY_TO_ENCODERS
     resources:
         mem_mb=4000,
         runtime=10,
