@@ -24,19 +24,21 @@ def without_runtime(name):
 # Scheduling precedence on a small machine (the default's 2 cores): the spectra chain (SSPs -> spectra -> encoder
 # -> latents -> NPE -> evaluation) is the run's longest path, the chemistry jobs fill the cores it leaves free.
 # Without priorities Snakemake starts the jobs with the largest inputs first, the chemistry graph's. Its local
-# scheduler never holds a core back for a job that needs two, so the chain up to the encoders (both families)
-# takes two threads and the top priority: those jobs run one at a time and never leave a lone core to a
-# one-thread job. The jobs after them take one thread and run beside the chemistry jobs, the parametric family
-# (its NPE, ~14 minutes, is the longest job after the encoders) first.
-CHAIN_PRIORITY_TO_ENCODERS = 30
-# The chemistry graph's own longest path (simulator -> emulator -> joint NPE -> multi-star) is ~10 minutes of
-# one-thread jobs: it runs beside the parametric NPE (20), before the non-parametric family's jobs (10).
+# scheduler never holds a core back for a job that needs two, and it weighs the sum of the priorities of the
+# jobs it starts together, so the chain up to the encoders (both families) takes two threads and a priority
+# above any two other jobs together: those jobs run one at a time and never leave a lone core to a one-thread
+# job. The jobs after them take one thread and run beside the chemistry jobs, the parametric family's first
+# (its NPE, ~14 minutes, is the longest job after the encoders).
+CHAIN_PRIORITY_TO_ENCODERS = 100
+# The chemistry graph's own longest path (simulator -> emulator -> joint NPE -> multi-star) is ~8 minutes of
+# one-thread jobs: it runs beside the parametric NPE, before the non-parametric family's jobs.
 CHEM_PRIORITY = 15
 
 
 def critical_path_priority(wildcards):
-    """Priority of a spectra-chain job after the encoders: the parametric family's first."""
-    return {"parametric": 20, "nonparametric": 10}[wildcards.family]
+    """Priority of a spectra-chain job after the encoders: the parametric family's first, the chemistry
+    graph's (CHEM_PRIORITY) between the two families."""
+    return {"parametric": 40, "nonparametric": 10}[wildcards.family]
 
 
 def bench(path):
