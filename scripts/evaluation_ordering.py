@@ -15,8 +15,10 @@ log = logging.getLogger("npe_ordering")
 def main(smk):
     _, x, labels, _ = latents_and_labels(smk.input.latents, ["test"])
     out = {}
-    for path in smk.input.posteriors:
+    for i, path in enumerate(smk.input.posteriors):  # the first is the configured posterior.pt
         post = SpectraPosterior.load(path)
+        if i == 0:
+            out["configured"] = post.parametrisation.kind
         ev = evaluate_posterior(post, x, labels, smk.params.evaluation["n_samples"], seed=smk.params.evaluation["seed"],
                                 joint=False)["metrics"]
         out[post.parametrisation.kind] = {
@@ -26,7 +28,6 @@ def main(smk):
             "coverage_max_abs_deviation": ev["coverage"]["max_abs_deviation_all"],
             "epochs": post.summary.get("epochs"), "training_time_s": post.summary.get("training_time_s")}
         log.info("%s: %s", post.parametrisation.kind, out[post.parametrisation.kind])
-    out["configured"] = SpectraPosterior.load(smk.input.posteriors[0]).parametrisation.kind  # posterior.pt
     with open(smk.output.ordering, "w") as f:
         json.dump(out, f, indent=1)
 

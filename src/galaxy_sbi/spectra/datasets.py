@@ -3,7 +3,7 @@
 Memory: the flux of a family is read once into a single preallocated (n_spectra, n_wavelength) float32
 array (no per-cell copies). The default config is ~9k + 6.5k spectra of 4300 pixels (150 + 110 MB); the
 paper config is 450k x 4300 x 4 B = 7.7 GB per family, which a cluster GPU node holds comfortably: the
-training rule asks for `family_memory_mb` (twice the array plus 3 GB) from the scheduler. Reading lazily
+training rule asks for `family_memory_mb` (workflow/rules/common.smk) (twice the array plus 3 GB) from the scheduler. Reading lazily
 from the compressed netCDF chunks would cost a decompression per batch and a block-shuffled sampler for no
 gain at these sizes, so it is not implemented.
 """
@@ -90,21 +90,3 @@ def load_family(paths: Sequence[str | Path]) -> FamilyData:
         metallicity=metallicity, alpha=None if np.all(np.isnan(alpha)) else alpha, wavelength=wavelength,
         parameters=parameters, family=str(attrs.get("family", "?")), attrs=attrs,
     )
-
-
-def family_size(config: dict, family: str) -> int:
-    """Number of spectra of a family under a config (known before any job runs)."""
-    from .sfh import parametric_grid
-    from .synth import spectra_cells
-
-    n_cells = len(spectra_cells(config))
-    if family == "parametric":
-        n_sfh = len(parametric_grid(config["sfh"]["parametric"])[1])
-    else:
-        n_sfh = config["sfh"]["nonparametric"]["n_per_cell"]
-    return n_sfh * n_cells
-
-
-def family_memory_mb(config: dict, family: str, n_wavelength: int = 4300) -> int:
-    """Memory a job that holds a family's flux should ask for: twice the float32 array plus 3 GB."""
-    return int(2 * family_size(config, family) * n_wavelength * 4 / 2**20) + 3000

@@ -380,12 +380,3 @@ def make_family(family: str, sfh_cfg: dict, seed: int, processes: int = 1, progr
         return make_nonparametric(sfh_cfg["nonparametric"], sfh_cfg["stellar_mass"], seed, percentiles,
                                   processes=processes, progress=progress)
     raise ValueError(f"unknown SFH family {family!r} (choose from {FAMILIES})")
-
-
-def family_settings(config: dict, family: str) -> dict:
-    """The config values one family's SFH product depends on (rule params)."""
-    sfh = config["sfh"]
-    out = {"stellar_mass": sfh["stellar_mass"], "percentiles": sfh["percentiles"], family: sfh[family]}
-    if family == "nonparametric":
-        out["seed"] = config["seed"]
-    return out

@@ -397,25 +397,6 @@ def load_milespy(
 # ---------------------------------------------------------------------------------------------
 
 
-def library_settings(ssp_config: dict) -> dict:
-    """The config keys the native cube depends on (for rule params: other keys must not trigger a rebuild)."""
-    source = ssp_config["source"]
-    keys = ["source", "ages_gyr", "metallicities", source]
-    if source != "fastar":
-        keys.append("alpha_models")
-    return {k: ssp_config[k] for k in keys}
-
-
-def library_inputs(ssp_config: dict) -> list[str]:
-    """User files the native cube is read from (rule inputs, so Snakemake checks them before any job)."""
-    source = ssp_config["source"]
-    if source == "miles_fits":
-        return [ssp_config["miles_fits"]["directory"]]
-    if source == "milespy" and ssp_config["milespy"]["repository"]:
-        return [ssp_config["milespy"]["repository"]]
-    return []
-
-
 def load_library(ssp_config: dict, progress: bool = True) -> xr.Dataset:
     """Build the native SSP cube from the `ssp:` config section."""
     source = ssp_config["source"]

@@ -32,7 +32,6 @@ from __future__ import annotations
 import logging
 import re
 import time as _time
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -319,13 +318,3 @@ def build_cell(sfh: xr.Dataset, grid: xr.Dataset, cell: str, spectra_cfg: dict, 
 def write_cube(ds: xr.Dataset, path: str | Path, chunk_samples: int, complevel: int) -> Path:
     """Write a spectra cube: flux chunked (chunk_samples x all wavelengths), zlib at `complevel` (0: none)."""
     return write_netcdf(ds, path, chunk_sizes={"sample": chunk_samples}, complevel=complevel)
-
-
-def spectra_settings(config: dict) -> dict:
-    """The config values a cube depends on (rule params)."""
-    return {"spectra": config["spectra"], "seed": config["seed"]}
-
-
-def spectra_files(config: dict, families: Sequence[str] | None = None) -> list[str]:
-    families = config["sfh"]["families"] if families is None else families
-    return [f"results/spectra/{f}/{c}.nc" for f in families for c in spectra_cells(config)]
