@@ -1,19 +1,13 @@
 """The study's table (CSV + Markdown), estimate vs number of stars, and results/chem/metrics.json."""
-import csv
 import json
 import logging
 from pathlib import Path
 
 import numpy as np
 
+from galaxy_sbi.chem.report import DATASET_NAMES, STUDY_TARGETS, markdown, summarise, write_csv
 from galaxy_sbi.plots import plot_chem_vs_nstars
 from galaxy_sbi.workflow import run_script
-
-NAMES = {"simulator": "simulator, training yields", "simulator_alt": "simulator, alternative yields",
-         "tng": "TNG galaxy", "vice": "VICE one-zone"}
-TARGETS = {"emulator_ape_median_percent": 1.6, "npe_ape_median_percent": 9.1,
-           "alpha_imf_delta_percent_1000_stars": 0.3, "log10_n_ia_delta_percent_1000_stars": 0.1,
-           "seconds_1000_stars": 10.0}
 
 
 def main(smk):
@@ -22,44 +16,10 @@ def main(smk):
     emu = json.loads(Path(smk.input.emulator).read_text())
     npe = json.loads(Path(smk.input.npe).read_text())
     syst = json.loads(Path(smk.input.systematics).read_text())
-    rows, per_set = [], {}
-    for r in results:
-        last = r["rows"][-1]
-        truth = np.asarray(r["truth"])
-        entry = {"n_stars": last["n_stars"], "note": r["note"]}
-        for method in ("gaussian", "grid", "grid_stat"):
-            if f"{method}_mean" not in last:
-                continue
-            m, s = np.asarray(last[f"{method}_mean"]), np.asarray(last[f"{method}_sd"])
-            delta = 100 * np.abs(m - truth) / np.abs(truth)
-            entry[method] = {"alpha_IMF": [m[0], s[0]], "log10_N_Ia": [m[1], s[1]],
-                             "delta_percent": delta.tolist(), "pull": ((m - truth) / s).tolist(),
-                             "credibility_of_truth": last[f"{method}_credibility"]}
-            rows.append([NAMES[r["dataset"]], method, last["n_stars"], m[0], s[0], m[1], s[1], delta[0], delta[1]])
-        per_set[r["dataset"]] = entry
-    header = ["data set", "combination", "stars", "alpha_IMF", "alpha_IMF_err", "log10_N_Ia", "log10_N_Ia_err",
-              "delta_alpha_IMF_percent", "delta_log10_N_Ia_percent"]
-    with open(smk.output.csv, "w", newline="") as f:  # csv quotes the data-set names (they hold commas)
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows([row[0], row[1], row[2]] + [f"{v:.5g}" for v in row[3:]] for row in rows)
-    md = ["| data set | combination | stars | α_IMF | log10 N_Ia | Δα_IMF | Δlog10 N_Ia |", "|---|---|---|---|---|---|---|"]
-    for row in rows:
-        md.append(f"| {row[0]} | {row[1]} | {row[2]} | {row[3]:.3f} ± {row[4]:.3f} | {row[5]:.3f} ± {row[6]:.3f} "
-                  f"| {row[7]:.2f} % | {row[8]:.2f} % |")
-    md.append("")
-    md.append("Combinations: gaussian = the study's product of per-star Gaussian fits; grid = the calibrated method "
-              "(global-NPE likelihood summed on a grid, acceptance term, convolved with the systematic kernel of "
-              f"systematics.json, sd {np.round(syst.get('sys_sd', [0, 0]), 4).tolist()}); grid_stat = the same grid "
-              "posterior without the systematic kernel (statistical errors only).")
-    md.append("")
-    md.append("Truth: α_IMF = −2.3, log10 N_Ia = −2.89. The study (CHEMPY, TNG yields, 1,000 stars): "
-              "−2.294 ± 0.003 / −2.888 ± 0.005 (Δ 0.26 % / 0.07 %); alternative yields −2.385 ± 0.003 / "
-              "−3.072 ± 0.007; TNG galaxy −2.270 ± 0.005 / −2.913 ± 0.006.")
-    for note in smk.params.skipped:
-        md.append(f"\nSkipped: {note}")
-    Path(smk.output.md).write_text("\n".join(md) + "\n")
-    plot_chem_vs_nstars(results, NAMES, smk.output.png)
+    rows, per_set = summarise(results)
+    write_csv(rows, smk.output.csv)
+    Path(smk.output.md).write_text(markdown(rows, syst.get("sys_sd", [0, 0]), smk.params.skipped))
+    plot_chem_vs_nstars(results, DATASET_NAMES, smk.output.png)
     sim = per_set.get("simulator", {})
     sim_timing = next((r["timing"] for r in results if r["dataset"] == "simulator"), {})
     metrics = {
@@ -80,7 +40,7 @@ def main(smk):
         "timing": {"npe_1000_stars": sim_timing},
         "studies": "coverage over mock galaxies (coverage_metrics.json) and the emcee timing (timing_emcee.json): "
                    "`snakemake chem_studies`",
-        "targets_from_the_seed": TARGETS,
+        "targets_from_the_seed": STUDY_TARGETS,
         "reached": {
             "emulator_ape_median_percent": emu["ape_percent"]["median"],
             "npe_ape_median_percent": (npe.get("ape_percent_all_population") or {}).get("median"),

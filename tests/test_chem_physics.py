@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from galaxy_sbi.chem.packaged import tng_yields_dir
 from galaxy_sbi.chem import ELEMENTS, load_chempy_yields, run_model, simulate
 
 MU = np.array([-2.3, -2.89, -0.3, 0.55, 0.5])
@@ -13,8 +14,8 @@ SIGMA = np.array([0.3, 0.3, 0.3, 0.1, 0.1])
 
 
 @pytest.fixture(scope="module")
-def tng(shared_dir):
-    return load_chempy_yields(shared_dir / "data" / "chem" / "yields" / "TNG")
+def tng():
+    return load_chempy_yields(tng_yields_dir())  # the copy shipped with galaxy-sbi
 
 
 def _prior(n, seed=0, width=2.0):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from galaxy_sbi.chem.packaged import tng_yields_dir
 from galaxy_sbi.chem import (
     ELEMENTS,
     OUTPUT_LABELS,
@@ -27,8 +28,8 @@ PRIMORDIAL = [0, 0, 0.76, 0.24, 0, 0, 0, 0, 0]
 
 
 @pytest.fixture(scope="module")
-def tng(shared_dir):
-    return load_chempy_yields(shared_dir / "data" / "chem" / "yields" / "TNG")
+def tng():
+    return load_chempy_yields(tng_yields_dir())  # the copy shipped with galaxy-sbi
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import torch
 
+from galaxy_sbi.chem.packaged import tng_yields_dir
 from galaxy_sbi.chem import ELEMENTS, load_chempy_yields, run_model, simulate
 from galaxy_sbi.chem import chempy_backend
 
 
 @pytest.fixture(scope="module")
-def tng(shared_dir):
-    return load_chempy_yields(shared_dir / "data" / "chem" / "yields" / "TNG")
+def tng():
+    return load_chempy_yields(tng_yields_dir())  # the copy shipped with galaxy-sbi
 
 
 def test_tng_tables_as_specified(tng):
@@ -143,6 +144,44 @@ def test_vice_presets_differ():
         load_vice_yields("nonsense")
 
 
+def test_vice_ccsn_yields_interpolate_between_the_tables_a_study_has():
+    """NKT13 has no table at [M/H] = 0 (VICE raises LookupError): the yield is linear in [M/H] between -0.24
+    and +0.15, and a study's real error is not swallowed."""
+    vice = pytest.importorskip("vice")
+    from galaxy_sbi.chem.yields import vice_ccsn_fractional
+
+    def imf(m):
+        return m ** -2.3
+
+    at = {mh: vice_ccsn_fractional(vice, "o", "NKT13", mh, imf) for mh in (-0.24, 0.0, 0.15)}
+    assert at[-0.24] > 0 and at[0.15] > 0
+    w = 0.24 / 0.39
+    assert at[0.0] == pytest.approx((1 - w) * at[-0.24] + w * at[0.15], rel=1e-12)
+    assert vice_ccsn_fractional(vice, "o", "NKT13", 3.0, imf) == pytest.approx(
+        vice_ccsn_fractional(vice, "o", "NKT13", 0.55, imf))  # clamped to the last table
+    assert vice_ccsn_fractional(vice, "eu", "NKT13", 0.0, imf) == 0.0  # not reported: zero by design
+    with pytest.raises(ValueError, match="unknown VICE CCSN study"):
+        vice_ccsn_fractional(vice, "o", "XX99", 0.0, imf)
+
+
+def test_vice_galaxy_has_core_collapse_stars_with_their_own_parameters(tmp_path):
+    """The repaired VICE data set: alpha elements from core-collapse SNe ([O/Fe] > 0 in old stars), every star its
+    own local parameters (one run each) and birth times from the prior's range, not all equal."""
+    pytest.importorskip("vice")
+    from galaxy_sbi.chem.datasets import OBS_LABELS, vice_galaxy
+    from galaxy_sbi.chem.priors import Priors
+
+    priors = Priors(np.array([-2.3, -2.89, -0.3, 0.55, 0.5]), np.array([0.3, 0.3, 0.3, 0.1, 0.1]), (1.0, 13.8), 5)
+    g = vice_galaxy([-2.3, -2.89], priors, 6, 6, 0.05, np.random.default_rng(3), tmp_path)
+    theta, true = g["theta"], g["true"]
+    assert len(true) >= 5 and np.isfinite(true).all()
+    assert np.median(true[:, OBS_LABELS.index("[O/Fe]")]) > 0.2
+    assert np.ptp(true[:, OBS_LABELS.index("[O/Fe]")]) > 0.01  # not one ratio for all stars
+    assert (theta[:, :2] == [-2.3, -2.89]).all()
+    assert len(np.unique(theta[:, 2])) == len(theta)  # local parameters per star
+    assert ((theta[:, 5] >= 1.0) & (theta[:, 5] <= 13.8)).all() and len(np.unique(theta[:, 5])) == len(theta)
+
+
 def test_vice_missing_gives_install_hint(monkeypatch):
     from galaxy_sbi.chem import load_vice_yields
 
@@ -171,3 +210,16 @@ def test_chempy_backend_agrees_when_installed(tng):
     out, valid = simulate(theta, tng)
     np.testing.assert_array_equal(valid, ref_valid)
     np.testing.assert_allclose(out[valid], ref[valid], atol=1e-5)
+
+
+def test_the_study_data_ship_with_the_package():
+    """CHEMPY's TNG tables and the TNG galaxy are package data (MIT, licence and citations beside them)."""
+    from galaxy_sbi.chem.datasets import OBS_LABELS, load_tng_mock, load_yields
+    from galaxy_sbi.chem.packaged import data_dir
+
+    assert "MIT" in (data_dir() / "LICENSE").read_text()
+    assert "Pillepich" in (data_dir() / "README.md").read_text()
+    tng = load_yields({"source": "tng"})
+    assert tng.name == "TNG" and tng.snii.masses.size > 1
+    stars = load_tng_mock("packaged")
+    assert stars["obs"].shape == (1000, len(OBS_LABELS)) and np.isfinite(stars["obs"]).all()

@@ -97,12 +97,13 @@ BAD_CONFIGS = [
     ("latents.umap_samples", 10, "unknown key 'latents.umap_samples'"),
     # the chem: section (the CHEMPY graph)
     ("chem.simulate.n_trian", 10, "unknown key 'chem.simulate.n_trian'"),
-    ("chem.yields.source", "tng", "chem.yields.source"),
+    ("chem.yields.source", "tng_yields", "chem.yields.source"),
     ("chem.priors.mean", [-2.3, -2.89], "chem.priors.mean"),
     ("chem.npe.joint.model", "gan", "chem.npe.joint.model"),
     ("chem.multistar.star_counts", [1, 5000], "chem.multistar.star_counts"),
     ("chem.priors.birth_time_gyr", [13.0, 2.0], "chem.priors.birth_time_gyr"),
     ("chem.yields", {"source": "chempy", "preset": "tng_like", "directory": None}, "chem.yields.directory"),
+    ("chem.yields", {"source": "vice"}, "chem.yields.preset"),
     # the npe: and evaluation: sections (ANPE posteriors)
     ("npe.model", "gan", "npe.model"),
     ("npe.parametrisation", "ratios", "npe.parametrisation"),

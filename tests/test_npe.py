@@ -172,3 +172,24 @@ def test_dequantised_training_saves_its_grid(tmp_path):
     t0_cell = LabelParametrisation("linexp", NAMES, sfh_window=(0.0, 14.0)).to_theta(truth)[:, 0] - t0[350:]
     assert np.all(np.abs(t0_cell) <= 0.5 + 1e-6)
     assert "dequantised" in ev["metrics"]["coverage"]
+
+
+def test_onecycle_schedule_learns_a_known_gaussian_posterior():
+    """The OneCycle trainer (sbi's flow and loss, our schedule): x = theta + N(0, 0.1) under a wide flat prior,
+    so the posterior is N(x, 0.1) away from the edges. It runs exactly max_epochs and keeps its best epoch."""
+    from galaxy_sbi.inference.npe import box_prior, sample, train_npe
+
+    rng = np.random.default_rng(4)
+    theta = rng.uniform(-3, 3, (4000, 2))
+    x = theta + rng.normal(0, 0.1, theta.shape)
+    prior = box_prior(np.full(2, -3.0), np.full(2, 3.0))
+    post, summary = train_npe(theta, x, prior, model="nsf", hidden_features=32, num_transforms=2, batch_size=128,
+                              learning_rate=3e-3, max_epochs=30, seed=0, schedule="onecycle")
+    assert summary["schedule"] == "onecycle" and summary["epochs"] == 30 == len(summary["validation_loss"])
+    assert summary["validation_loss"][summary["best_epoch"] - 1] == min(summary["validation_loss"])
+    x_test = np.array([[-1.0, 0.5], [0.3, 1.2], [1.5, -0.7]])
+    s = sample(post, x_test, 2000, seed=1)                      # (S, N, 2)
+    assert np.abs(s.mean(0) - x_test).max() < 0.06
+    assert ((s.std(0) > 0.07) & (s.std(0) < 0.2)).all()  # 0.1, from a prior sd of 1.7 (30 short epochs)
+    with pytest.raises(ValueError, match="schedule"):
+        train_npe(theta, x, prior, max_epochs=1, schedule="cosine")

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import filecmp
 import json
-import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,13 +24,8 @@ def snakemake(repo_root, workdir, *args, timeout=900):
 
 
 def tiny_configs(repo_root, workdir) -> list[str]:
-    """The tiny config, and the TNG galaxy where the shared folder has it (data set 3 is a user file)."""
-    files = [str(repo_root / "tests/configs/tiny.yaml")]
-    tng = Path(os.environ.get("GALAXY_SBI_SHARED", repo_root.parent / "shared")) / "data/chem/Mock_Data_TNG.npz"
-    if tng.is_file():
-        (workdir / "tng.yaml").write_text(f"chem:\n  multistar:\n    tng_mock: {tng}\n")
-        files.append(str(workdir / "tng.yaml"))
-    return files
+    """The tiny config (both graphs; the TNG galaxy is the copy shipped with galaxy-sbi)."""
+    return [str(repo_root / "tests/configs/tiny.yaml")]
 
 
 def build_tiny(repo_root, workdir) -> subprocess.CompletedProcess:
@@ -188,18 +181,20 @@ def test_tiny_run_builds_the_chem_graph(repo_root, tiny_workdir, tmp_path):
                     str(repo_root / "tests/configs/tiny.yaml"))
     assert dry.returncode == 0, dry.stderr
     assert job_counts(dry.stdout)["chem_simulate"] == 2  # one job per chunk
-    with_tng = len(tiny_configs(repo_root, tiny_workdir)) > 1
     out = tiny_workdir / "results/chem"
     for name in ("emulator_loss.png", "emulator_ape.png", "npe_sbc.png", "npe_tarp.png", "multistar_vs_nstars.png",
                  "coverage.png"):
         assert (out / name).stat().st_size > 10_000, name
     table = (out / "table.csv").read_text().splitlines()
     assert table[0].startswith("data set,combination,stars,alpha_IMF")
-    assert all(len(row) == 9 for row in __import__("csv").reader(table))  # data-set names with commas are quoted
+    rows = list(__import__("csv").reader(table))
+    assert all(len(row) == 13 for row in rows)  # data-set names with commas are quoted
+    study = {row[0]: row[9] for row in rows[1:]}  # the study's published alpha_IMF, in its own column
+    assert study["TNG galaxy"] == "-2.27" and study["VICE one-zone"] == ""
     assert "|" in (out / "table.md").read_text()
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"emulator", "npe", "multistar", "timing"} <= set(metrics)
-    expected = {"simulator", "simulator_alt", "vice"} | ({"tng"} if with_tng else set())
+    expected = {"simulator", "simulator_alt", "tng", "vice"}  # the TNG galaxy ships with galaxy-sbi
     assert set(metrics["multistar"]) == expected
     assert json.loads((out / "timing_emcee.json").read_text())["wall_s"] > 0
     coverage = json.loads((out / "coverage_metrics.json").read_text())
@@ -270,7 +265,7 @@ RERUN_CASES = [
      ["chem_simulate", "chem_npe", "results/chem/datasets/simulator.npz", "results/chem/datasets/simulator_alt.npz",
       "results/chem/datasets/vice.npz", "chem_systematics", "chem_multistar", "chem_coverage", "chem_timing",
       "chem_emulator"]),
-    ("chem.yields", "chem: {yields: {preset: alternative}}",
+    ("chem.yields", "chem: {yields: {source: vice, preset: tng_like}}",
      ["chem_simulate", "results/chem/npe_global.pt", "results/chem/datasets/simulator.npz", "chem_systematics",
       "chem_coverage"]),
     ("chem.alternative_yields", "chem: {alternative_yields: {preset: tng_like}}",

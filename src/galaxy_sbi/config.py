@@ -113,9 +113,13 @@ def _check_encoder(config: Mapping[str, Any]) -> None:
 def _check_chem(chem: Mapping[str, Any]) -> None:
     """Cross-key rules of the chem: section."""
     for key in ("yields", "alternative_yields"):
-        if chem[key]["source"] == "chempy" and not chem[key]["directory"]:
+        source = chem[key]["source"]
+        if source == "chempy" and not chem[key].get("directory"):
             raise ConfigError(f"invalid config: chem.{key}.directory must name a CHEMPY yield folder when "
                               f"chem.{key}.source is chempy")
+        if source == "vice" and not chem[key].get("preset"):
+            raise ConfigError(f"invalid config: chem.{key}.preset must name a VICE preset (tng_like, alternative) "
+                              f"when chem.{key}.source is vice")
     lo, hi = chem["priors"]["birth_time_gyr"]
     if lo >= hi:
         raise ConfigError(f"invalid config: chem.priors.birth_time_gyr must be [low, high], got {[lo, hi]}")

@@ -71,8 +71,11 @@ def simulated_galaxy(yields, priors: Priors, global_values, n_stars: int, noise_
 
 
 def load_tng_mock(path) -> dict:
-    """The TNG galaxy: columns mapped by element name onto :data:`OBS_LABELS`."""
-    path = Path(path)
+    """The TNG galaxy: columns mapped by element name onto :data:`OBS_LABELS`. ``packaged``: the study's
+    Mock_Data_TNG.npz shipped with galaxy-sbi."""
+    from .packaged import PACKAGED, tng_mock_path
+
+    path = tng_mock_path() if str(path) == PACKAGED else Path(path)
     if not path.is_file():
         raise InputError(f"chem.multistar.tng_mock: file not found: {path}")
     with np.load(path, allow_pickle=False) as d:
@@ -116,47 +119,43 @@ def vice_galaxy(global_values, priors: Priors, n_stars: int, n_runs: int, noise_
 
     * alpha_IMF: VICE takes a callable IMF; we pass CHEMPY's shape (Chabrier log-normal below 1 Msun, power
       law m^alpha_IMF above). The CCSN yields are re-integrated over that IMF
-      (``vice.yields.ccsne.fractional(..., IMF=callable)``) from the preset's study; AGB yields are tables
-      that VICE integrates over the run's IMF itself.
+      (``vice.yields.ccsne.fractional(..., IMF=callable)``) from the preset's study at solar [M/H], linear in
+      [M/H] between the study's two nearest tables (NKT13 has none at 0: -0.24 and +0.15), and held fixed in
+      time (VICE's one-zone constant yields; CHEMPY's depend on the SSP metallicity); AGB yields are tables
+      that VICE integrates over the run's IMF itself, at the ISM's metallicity.
     * log10_N_Ia: SN Ia yields per unit mass formed = 10^log10_N_Ia x mass per event of the preset's SN Ia
       model (``vice.yields.sneia.single``); DTD t^-1.12 after 0.04 Gyr as in CHEMPY (VICE normalises it
       over its own time horizon, CHEMPY up to 13.8 Gyr: a few per cent difference in the Ia count).
-    * local parameters: one draw per run from the population prior; SFR history gamma(shape 2, scale s)
-      (``mode="sfr"``), gas = SFR / SFE (tau_star = 1/SFE), no mass-loaded wind (eta = 0) and a fraction
-      1 - f_out of all ejecta retained by the ISM (``entrainment``) as CHEMPY's outflow fraction.
-    * birth times: stars are sampled from each run's output at times drawn in proportion to its SFR in
-      [t_min, t_max]; the observables are VICE's [X/Fe] and [Fe/H] (Asplund 2009 solar scale, as CHEMPY).
+    * local parameters: one draw per run from the population prior (``n_runs`` = ``n_stars`` gives every
+      star its own); SFR history gamma(shape 2, scale s) (``mode="sfr"``), gas = SFR / SFE (tau_star =
+      1/SFE), no mass-loaded wind (eta = 0) and a fraction 1 - f_out of all ejecta retained by the ISM
+      (``entrainment``) as CHEMPY's outflow fraction.
+    * birth times: uniform in the prior's range, as the NPE assumes (the ISM abundances interpolated in time
+      at each star's birth time); the observables are VICE's [X/Fe] and [Fe/H] (Asplund 2009 solar scale,
+      as CHEMPY).
 
-    Not mapped: CHEMPY's corona/infall bookkeeping, its time grid, its SN Ia hydrogen accretion. So this data
-    set is a misspecification test by construction, not a reproduction.
+    Not mapped: CHEMPY's corona/infall bookkeeping, its time grid, its SN Ia hydrogen accretion, its
+    metallicity-dependent CCSN yields. So this data set is a misspecification test by construction, not a
+    reproduction.
     """
     import vice
+
+    from .yields import VICE_PRESETS, vice_ccsn_fractional
 
     elements = ("c", "fe", "he", "mg", "n", "ne", "o", "si")
     alpha, log_nia = map(float, global_values)
     imf = _chabrier_power_law(alpha)
-    from .yields import VICE_PRESETS
-
     cfg = VICE_PRESETS[preset]
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for e in elements:
-            try:
-                y, _ = vice.yields.ccsne.fractional(e, study=cfg["ccsne"], MoverH=0, IMF=imf, m_upper=100, m_lower=0.08)
-            except Exception:  # element not in the study
-                y = 0.0
-            vice.yields.ccsne.settings[e] = float(y)
-            try:
-                m_ia = float(vice.yields.sneia.single(e, study=cfg["sneia"], model=cfg["sneia_model"]))
-            except Exception:
-                m_ia = 0.0
+            vice.yields.ccsne.settings[e] = vice_ccsn_fractional(vice, e, cfg["ccsne"], 0.0, imf)
+            # VICE returns 0 for an element a SN Ia model does not report
+            m_ia = float(vice.yields.sneia.single(e, study=cfg["sneia"], model=cfg["sneia_model"]))
             vice.yields.sneia.settings[e] = 10.0 ** log_nia * m_ia
-            try:
-                vice.yields.agb.settings[e] = cfg["agb"]
-            except Exception:  # study without this element: no AGB contribution
-                vice.yields.agb.settings[e] = lambda m, z: 0.0
+            vice.yields.agb.settings[e] = cfg["agb"]
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     per_run = np.diff(np.linspace(0, n_stars, n_runs + 1).round().astype(int))
@@ -178,18 +177,15 @@ def vice_galaxy(global_values, priors: Priors, n_stars: int, n_runs: int, noise_
         out = sz.run(np.arange(0.0, t_hi + dt, dt), overwrite=True, capture=True)
         hist = out.history
         time = np.asarray(hist["time"])
-        rate = np.asarray(hist["sfr"])
-        inside = (time >= t_lo) & (time <= t_hi)
-        p = np.where(inside, rate, 0.0)
-        idx = rng.choice(len(time), size=n_r, p=p / p.sum())
+        birth = rng.uniform(t_lo, t_hi, n_r)
         cols = []
         for lab in OBS_LABELS:
             el = lab.strip("[]").split("/")[0].lower()
             cols.append(np.asarray(hist["[fe/h]"]) if el == "fe" else np.asarray(hist[f"[{el}/fe]"]))
-        x = np.column_stack(cols)[idx]
+        x = np.column_stack([np.interp(birth, time, c) for c in cols])
         th = np.tile(np.append(loc[:5], 0.0), (n_r, 1))
         th[:, :2] = global_values
-        th[:, 5] = time[idx]
+        th[:, 5] = birth
         obs_all.append(x)
         theta_all.append(th)
         log.info("vice run %d: SFE %.3f /Gyr, SFR scale %.2f Gyr, f_out %.2f -> %d stars", r, sfe, scale, f_out, n_r)
@@ -201,9 +197,12 @@ def vice_galaxy(global_values, priors: Priors, n_stars: int, n_runs: int, noise_
 
 
 def load_yields(cfg) -> "object":
-    """Yield set from a config mapping {source: vice|chempy, preset, directory}."""
+    """Yield set from a config mapping {source: tng|chempy|vice, preset, directory}."""
+    from .packaged import tng_yields_dir
     from .yields import load_chempy_yields, load_vice_yields
 
+    if cfg["source"] == "tng":  # CHEMPY's TNG tables, shipped with galaxy-sbi
+        return load_chempy_yields(tng_yields_dir(), name="TNG")
     if cfg["source"] == "chempy":
         directory = Path(cfg["directory"])
         if not directory.is_dir():

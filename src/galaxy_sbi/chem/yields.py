@@ -22,11 +22,14 @@ Providers:
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 #: Traced elements, in CHEMPY's (alphabetical-symbol) order, which is also the output order.
 ELEMENTS: tuple[str, ...] = ("C", "Fe", "H", "He", "Mg", "N", "Ne", "O", "Si")
@@ -240,6 +243,30 @@ _VICE_CCSN_MOVERH = {
     "CL13": (0.0,),
     "S16/W18": (0.0,),
 }
+def vice_ccsn_fractional(vice, element: str, study: str, moverh: float, imf, m_upper: float = 100.0,
+                         m_lower: float = 0.08) -> float:
+    """IMF-averaged CCSN yield of ``element`` (``vice.yields.ccsne.fractional``) at any [M/H]: linear in [M/H]
+    between the two tabulated metallicities of ``study`` that bracket it (VICE has tables at a few [M/H] only,
+    NKT13 none at 0), the nearest table outside their range. Elements the study does not report give 0."""
+    key = study.upper() if study.upper() in _VICE_CCSN_MOVERH else study
+    if key not in _VICE_CCSN_MOVERH:
+        raise ValueError(f"unknown VICE CCSN study {study!r}; known: {sorted(_VICE_CCSN_MOVERH)}")
+    grid = np.array([m for m in _VICE_CCSN_MOVERH[key] if np.isfinite(m)])
+    moverh = float(np.clip(moverh, grid[0], grid[-1]))
+    hi = int(np.searchsorted(grid, moverh))
+    lo = max(hi - 1, 0) if grid[min(hi, len(grid) - 1)] != moverh else hi
+    hi = min(hi, len(grid) - 1)
+
+    def at(mh):
+        return float(vice.yields.ccsne.fractional(element, study=study, MoverH=float(mh), IMF=imf,
+                                                  m_upper=m_upper, m_lower=m_lower)[0])
+
+    if lo == hi:
+        return at(grid[lo])
+    w = (moverh - grid[lo]) / (grid[hi] - grid[lo])
+    return (1.0 - w) * at(grid[lo]) + w * at(grid[hi])
+
+
 #: VICE's CCSN remnant convention (used by ``vice.yields.ccsne.fractional``), M☉
 CCSN_REMNANT_MASS = 1.44
 
@@ -266,13 +293,16 @@ def _vice_ccsn_table(vice, study: str, mass_range: tuple[float, float]) -> Yield
         raise ValueError(f"unknown VICE CCSN study {study!r}; known: {sorted(_VICE_CCSN_MOVERH)}")
     z_sun = sum(vice.solar_z[e] for e in vice.elements.recognized if e != "he")
     elements = list(vice.elements.recognized)
-    per_z, mass_sets = [], []
+    per_z, mass_sets, unreported = [], [], {}
     for mh in movh:
         gross, explosive = {}, {}
         for e in elements:
             try:
                 t = vice.yields.ccsne.table(e, study=study, MoverH=mh)
-            except Exception:  # the study did not report this element (VICE raises): take zero
+            except LookupError as exc:
+                if "did not report" not in str(exc):  # e.g. a metallicity the study does not have
+                    raise
+                unreported.setdefault(e, []).append(mh)  # zero by design: stated below
                 continue
             gross[e] = {float(m): float(t[m]) for m in t.masses}
             if study.upper() == "LC18" and e == "o":
@@ -283,6 +313,9 @@ def _vice_ccsn_table(vice, study: str, mass_range: tuple[float, float]) -> Yield
                   and sum(v.get(m, 0.0) for v in gross.values()) > 0}
         mass_sets.append(usable)
         per_z.append((mh, gross, explosive))
+    if unreported:
+        log.info("VICE CCSN study %s does not report %d elements (zero yield at those [M/H]): %s", study,
+                 len(unreported), ", ".join(sorted(unreported)))
     masses = np.array(sorted(set.intersection(*mass_sets)))
     if len(masses) < 2:
         raise ValueError(f"VICE study {study} has fewer than two usable masses in {mass_range}")
@@ -383,12 +416,9 @@ def load_vice_yields(preset: str = "tng_like", *, ccsne: str | None = None, agb:
         warnings.simplefilter("ignore")
         snii = _vice_ccsn_table(vice, cfg["ccsne"], snii_mass_range)
         agb_t = _vice_agb_table(vice, cfg["agb"], agb_mass_range)
-        ia = {}
-        for e in vice.elements.recognized:
-            try:
-                ia[e] = float(vice.yields.sneia.single(e, study=cfg["sneia"], model=cfg["sneia_model"]))
-            except Exception:
-                continue
+        # VICE returns 0 for the elements a SN Ia model does not report (it raises only on bad input)
+        ia = {e: float(vice.yields.sneia.single(e, study=cfg["sneia"], model=cfg["sneia_model"]))
+              for e in vice.elements.recognized}
     ejected = sum(ia.values())
     snia = np.array([ia.get(e.lower(), 0.0) for e in ELEMENTS])
     desc = (f"VICE {getattr(vice, '__version__', '?')} tables: CCSN {cfg['ccsne']}, AGB {cfg['agb']}, "

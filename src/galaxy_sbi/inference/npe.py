@@ -93,8 +93,15 @@ def padded_box(theta: np.ndarray, pad: float = 0.05, min_width: float = 1e-2) ->
 
 def train_npe(theta, x, prior, *, model: str = "maf", hidden_features: int = 8, num_transforms: int = 4,
               batch_size: int = 256, learning_rate: float = 5e-4, max_epochs: int = 200, stop_after_epochs: int = 20,
-              seed: int = 0, validation_fraction: float = 0.1, num_bins: int = 10, tracker=None):
-    """Train sbi's NPE; returns (posterior, summary with per-epoch losses, epochs, training time)."""
+              seed: int = 0, validation_fraction: float = 0.1, num_bins: int = 10, schedule: str = "constant",
+              tracker=None):
+    """Train an sbi NPE; returns (posterior, summary with per-epoch losses, epochs, training time).
+
+    ``schedule="constant"``: sbi's own trainer (Adam at ``learning_rate``, early stopping after
+    ``stop_after_epochs`` epochs without a better validation loss). ``"onecycle"``: the same flow and loss
+    (sbi's ``posterior_nn`` estimator, its ``loss``) under a OneCycle learning-rate schedule over exactly
+    ``max_epochs`` epochs with peak ``learning_rate``, keeping the epoch of best validation loss. sbi's trainer
+    has no schedule; at a constant rate the flow creeps towards its optimum for hundreds of epochs."""
     import time
 
     from sbi.inference import NPE
@@ -105,21 +112,83 @@ def train_npe(theta, x, prior, *, model: str = "maf", hidden_features: int = 8, 
     kwargs = {"num_bins": num_bins} if model == "nsf" else {}
     estimator = posterior_nn(model=model, hidden_features=hidden_features, num_transforms=num_transforms,
                              z_score_theta="independent", z_score_x="independent", **kwargs)
-    inference = NPE(prior=prior, density_estimator=estimator, show_progress_bars=False,
-                    tracker=NullTracker() if tracker is None else tracker)
-    inference.append_simulations(torch.as_tensor(np.asarray(theta), dtype=torch.float32),
-                                 torch.as_tensor(np.asarray(x), dtype=torch.float32))
+    theta = torch.as_tensor(np.asarray(theta), dtype=torch.float32)
+    x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
     start = time.perf_counter()
-    net = inference.train(training_batch_size=batch_size, learning_rate=learning_rate, max_num_epochs=max_epochs,
-                          stop_after_epochs=stop_after_epochs, validation_fraction=validation_fraction)
-    summary = {k: [float(v) for v in vals] for k, vals in inference.summary.items()
-               if k in ("training_loss", "validation_loss")}
-    summary["epochs"] = int(inference.epoch)
+    if schedule == "onecycle":
+        net, summary = _train_onecycle(estimator, theta, x, batch_size=batch_size, learning_rate=learning_rate,
+                                       epochs=max_epochs, validation_fraction=validation_fraction, seed=seed)
+        from sbi.inference.posteriors import DirectPosterior
+
+        posterior = DirectPosterior(posterior_estimator=net, prior=prior)
+    elif schedule == "constant":
+        inference = NPE(prior=prior, density_estimator=estimator, show_progress_bars=False,
+                        tracker=NullTracker() if tracker is None else tracker)
+        inference.append_simulations(theta, x)
+        net = inference.train(training_batch_size=batch_size, learning_rate=learning_rate,
+                              max_num_epochs=max_epochs, stop_after_epochs=stop_after_epochs,
+                              validation_fraction=validation_fraction)
+        summary = {k: [float(v) for v in vals] for k, vals in inference.summary.items()
+                   if k in ("training_loss", "validation_loss")}
+        summary["epochs"] = int(inference.epoch)
+        posterior = inference.build_posterior(net)
+    else:
+        raise ValueError(f"unknown NPE schedule {schedule!r}; use constant or onecycle")
+    summary["schedule"] = schedule
     summary["training_time_s"] = round(time.perf_counter() - start, 2)
-    log.info("NPE (%s, %d features, %d transforms) trained for %d epochs in %.1f s, best validation loss %.4f",
-             model, hidden_features, num_transforms, inference.epoch, summary["training_time_s"],
+    log.info("NPE (%s, %d features, %d transforms, %s) trained for %d epochs in %.1f s, best validation loss %.4f",
+             model, hidden_features, num_transforms, schedule, summary["epochs"], summary["training_time_s"],
              min(summary.get("validation_loss", [np.nan])))
-    return inference.build_posterior(net), summary
+    return posterior, summary
+
+
+def _train_onecycle(build, theta, x, *, batch_size: int, learning_rate: float, epochs: int,
+                    validation_fraction: float, seed: int, clip_max_norm: float = 5.0, log_every: int = 10):
+    """Adam + OneCycle over ``epochs`` on sbi's NPE loss (-log q(theta | x)); sbi's validation split and
+    gradient clipping. Returns (the network at its best validation epoch, summary)."""
+    from copy import deepcopy
+
+    gen = torch.Generator().manual_seed(int(seed))
+    perm = torch.randperm(len(theta), generator=gen)
+    n_val = int(validation_fraction * len(theta))
+    if n_val < 1:
+        raise ValueError(f"validation_fraction {validation_fraction} leaves no validation sample of {len(theta)}")
+    val, train = perm[:n_val], perm[n_val:]
+    net = build(theta[train], x[train])  # z-scoring from the training part, as sbi does
+    opt = torch.optim.Adam(net.parameters(), lr=learning_rate)
+    steps = -(-len(train) // batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=learning_rate, total_steps=epochs * steps)
+    summary = {"training_loss": [], "validation_loss": []}
+    best, best_state = np.inf, None
+    for epoch in range(epochs):
+        net.train()
+        order = train[torch.randperm(len(train), generator=gen)]
+        total = 0.0
+        for k in range(steps):
+            b = order[k * batch_size:(k + 1) * batch_size]
+            loss = net.loss(theta[b], condition=x[b]).mean()
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), clip_max_norm)
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(b)
+        net.eval()
+        with torch.no_grad():
+            v = float(torch.cat([net.loss(theta[val[i:i + 4096]], condition=x[val[i:i + 4096]])
+                                 for i in range(0, n_val, 4096)]).mean())
+        summary["training_loss"].append(total / len(train))
+        summary["validation_loss"].append(v)
+        if v < best:
+            best, best_state = v, deepcopy(net.state_dict())
+        if epoch % log_every == 0 or epoch == epochs - 1:
+            log.info("epoch %d/%d: training loss %.4f, validation loss %.4f (best %.4f)", epoch + 1, epochs,
+                     summary["training_loss"][-1], v, best)
+    net.load_state_dict(best_state)
+    net.zero_grad(set_to_none=True)
+    summary["epochs"] = epochs
+    summary["best_epoch"] = int(np.argmin(summary["validation_loss"])) + 1
+    return net, summary
 
 
 def sample(posterior, x, n_samples: int, seed: int = 0, batch: int = 500) -> np.ndarray:
@@ -406,7 +475,7 @@ def train_label_posterior(labels: np.ndarray, x: np.ndarray, names, settings: di
         num_transforms=settings["num_transforms"], batch_size=settings["batch_size"],
         learning_rate=settings["learning_rate"], max_epochs=settings["max_epochs"],
         stop_after_epochs=settings["stop_after_epochs"], seed=seed,
-        validation_fraction=settings["validation_fraction"])
+        validation_fraction=settings["validation_fraction"], schedule=settings.get("schedule", "constant"))
     info = {"n_train": int(len(theta)), "theta_names": par.theta_names,
             "prior": f"BoxUniform in theta over the training range padded by {settings['prior_padding']} of the width",
             "settings": dict(settings), "dequantised": {n: g.tolist() for n, g in grids.items()}}
