@@ -40,6 +40,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/ssp.smk"
 include: "workflow/rules/spectra.smk"
 include: "workflow/rules/encoder.smk"
+include: "workflow/rules/latents.smk"
 include: "workflow/rules/chem.smk"
 include: "workflow/rules/posterior.smk"
 

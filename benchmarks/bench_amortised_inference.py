@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from galaxy_sbi.inference.npe import SpectraPosterior
+from galaxy_sbi.spectra.posterior import SpectraPosterior
 from galaxy_sbi.spectra.encoder import load_encoder
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -21,10 +21,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from galaxy_sbi.benchmarking import cpu_model  # noqa: E402
 
-# benchmark folder (workflow/rules/common.smk: bench) -> stage name in the README
+# stage -> its name in the README
 STAGES = {"ssp": "SSP library", "sfh": "SFHs", "spectra": "synthetic spectra", "encoder": "encoder training",
           "latents": "latents and their plots", "npe": "spectra NPEs", "evaluation": "evaluation and reconstruction",
           "chem": "chemistry graph"}
+# rule-name prefix -> stage (benchmarks are logs/benchmarks/{rule}/..., workflow/rules/common.smk: bench); first match
+RULE_STAGES = (("npe_train", "npe"), ("npe_", "evaluation"), ("reconstruction", "evaluation"), ("ssp", "ssp"),
+               ("sfh", "sfh"), ("spectra", "spectra"), ("encoder", "encoder"), ("latents", "latents"), ("chem", "chem"))
+
+
+def stage_of(job: str) -> str:
+    """Stage of a benchmark file named logs/benchmarks/{rule}[/{wildcards}] (or {stage}/..., the older layout)."""
+    first = job.split("/")[0]
+    if first in STAGES:
+        return first
+    return next((stage for prefix, stage in RULE_STAGES if first.startswith(prefix)), first)
 
 
 def read_benchmarks(workdir: Path) -> list[dict]:
@@ -33,8 +44,8 @@ def read_benchmarks(workdir: Path) -> list[dict]:
         with path.open() as f:
             for row in csv.DictReader(f, delimiter="\t"):
                 rss = row.get("max_rss", "NA")
-                rows.append({"job": str(path.relative_to(workdir / "logs" / "benchmarks").with_suffix("")),
-                             "stage": path.relative_to(workdir / "logs" / "benchmarks").parts[0],
+                job = str(path.relative_to(workdir / "logs" / "benchmarks").with_suffix(""))
+                rows.append({"job": job, "stage": stage_of(job),
                              "wall_s": float(row["s"]), "max_rss_mb": float(rss) if rss not in ("NA", "-") else None})
     return rows
 

@@ -5,7 +5,7 @@ import logging
 
 import numpy as np
 
-from galaxy_sbi.inference.npe import train_label_posterior
+from galaxy_sbi.spectra.posterior import train_label_posterior
 from galaxy_sbi.spectra.datasets import load_family
 from galaxy_sbi.spectra.encoder import load_encoder
 from galaxy_sbi.spectra.latents import latents_and_labels, log_uniform_snr, noisy_latents

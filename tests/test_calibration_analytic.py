@@ -4,7 +4,7 @@ import numpy as np
 
 from galaxy_sbi.inference.calibration import (coverage_band, credibility_samples, empirical_coverage,
                                               sbc_ranks_from_samples, sbc_uniformity_pvalues, tarp_from_samples)
-from galaxy_sbi.inference.npe import COVERAGE_LEVELS
+from galaxy_sbi.inference.calibration import COVERAGE_LEVELS
 
 
 def _gaussian_case(n=1000, s=500, d=2, sigma_post_factor=1.0, seed=0):

@@ -14,7 +14,8 @@ import yaml
 
 from galaxy_sbi.spectra import realism
 from galaxy_sbi.spectra.datasets import FamilyData
-from galaxy_sbi.spectra.encoder import (Augmenter, EncoderModule, SpectrumEncoder, load_encoder, r2_scores,
+from galaxy_sbi.inference.metrics import r2_scores
+from galaxy_sbi.spectra.encoder import (Augmenter, EncoderModule, SpectrumEncoder, load_encoder,
                                         robust_loss, train_encoder)
 
 PAPER = dict(filters=(128, 256, 512), kernels=(5, 11, 21), pooling=(5, 11), mlp_hidden=(128, 64, 32))

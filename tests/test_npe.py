@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 
 from galaxy_sbi.inference.calibration import coverage_band, credibility_samples, empirical_coverage
-from galaxy_sbi.inference.npe import (LabelParametrisation, SpectraPosterior, dequantise, evaluate_posterior,
-                                      grid_cells, grid_values, order_violation_fraction, point_metrics, train_label_posterior)
+from galaxy_sbi.inference.dequantise import dequantise, grid_cells, grid_values
+from galaxy_sbi.inference.metrics import point_metrics
+from galaxy_sbi.spectra.parametrisation import LabelParametrisation, order_violation_fraction
+from galaxy_sbi.spectra.posterior import SpectraPosterior, evaluate_posterior, train_label_posterior
 
 NAMES = [f"t{p}" for p in range(10, 100, 10)] + ["metallicity"]
 

@@ -3,7 +3,7 @@
 import numpy as np
 import xarray as xr
 
-from galaxy_sbi.inference.reconstruction import (Reconstructor, cumulative_from_percentiles, reconstruct_observed,
+from galaxy_sbi.spectra.reconstruction import (Reconstructor, cumulative_from_percentiles, reconstruct_observed,
                                                  residual_rms, sfh_from_cumulative)
 from galaxy_sbi.spectra.sfh import make_parametric, percentile_times
 from galaxy_sbi.spectra.synth import forward, native_weights

@@ -33,9 +33,9 @@ rule chem_simulate:
         yields=CHEM["yields"],
         simulate=CHEM["simulate"],
     log:
-        "logs/chem/simulate_{chunk}.log",
+        "logs/chem_simulate/{chunk}.log",
     benchmark:
-        bench("chem/simulate_{chunk}")
+        bench("chem_simulate/{chunk}")
     threads: 1
     priority: CHEM_PRIORITY
     resources:
@@ -56,9 +56,9 @@ rule chem_collect:
     params:
         chem={k: CHEM[k] for k in ("priors", "yields", "simulate")},
     log:
-        "logs/chem/collect.log",
+        "logs/chem_collect.log",
     benchmark:
-        bench("chem/collect")
+        bench("chem_collect")
     priority: CHEM_PRIORITY
     resources:
         mem_mb=4000,
@@ -83,9 +83,9 @@ rule chem_emulator:
         priors=CHEM["priors"],
         emulator=CHEM["emulator"],
     log:
-        "logs/chem/emulator.log",
+        "logs/chem_emulator.log",
     benchmark:
-        bench("chem/emulator")
+        bench("chem_emulator")
     # One thread: the small MLP's steps are overhead-bound; measured on the busy 2-core machine, 2 intra-op threads
     # ran an epoch of 400k sets in ~50 s, one thread in ~13 s.
     threads: 1
@@ -113,9 +113,9 @@ rule chem_npe:
         yields=chem_npe_yields,
         npe=chem_npe_settings,
     log:
-        "logs/chem/npe_{kind}.log",
+        "logs/chem_npe/{kind}.log",
     benchmark:
-        bench("chem/npe_{kind}")
+        bench("chem_npe/{kind}")
     threads: 1
     priority: CHEM_PRIORITY
     resources:
@@ -140,9 +140,9 @@ rule chem_npe_evaluate:
         seed=config["seed"],
         npe=pick(CHEM["npe"], "n_evaluate", "n_posterior_samples", "noise_dex"),
     log:
-        "logs/chem/npe_evaluate.log",
+        "logs/chem_npe_evaluate.log",
     benchmark:
-        bench("chem/npe_evaluate")
+        bench("chem_npe_evaluate")
     threads: 1
     priority: CHEM_PRIORITY
     resources:
@@ -161,9 +161,9 @@ rule chem_dataset:
     params:
         dataset=chem_dataset_settings,
     log:
-        "logs/chem/dataset_{dataset}.log",
+        "logs/chem_dataset/{dataset}.log",
     benchmark:
-        bench("chem/dataset_{dataset}")
+        bench("chem_dataset/{dataset}")
     threads: 1
     priority: CHEM_PRIORITY
     resources:
@@ -190,9 +190,9 @@ rule chem_systematics:
         systematics=CHEM["systematics"],
         noise_dex=CHEM["npe"]["noise_dex"],
     log:
-        "logs/chem/systematics.log",
+        "logs/chem_systematics.log",
     benchmark:
-        bench("chem/systematics")
+        bench("chem_systematics")
     threads: 1
     priority: CHEM_PRIORITY
     resources:
@@ -220,9 +220,9 @@ rule chem_multistar:
         priors=CHEM["priors"],
         multistar=pick(CHEM["multistar"], "star_counts", "n_samples", "n_grid", "n_coarse"),
     log:
-        "logs/chem/multistar_{dataset}.log",
+        "logs/chem_multistar/{dataset}.log",
     benchmark:
-        bench("chem/multistar_{dataset}")
+        bench("chem_multistar/{dataset}")
     threads: 1
     priority: CHEM_PRIORITY
     resources:
@@ -252,9 +252,9 @@ rule chem_coverage:
         coverage=CHEM["coverage"],
         noise_dex=CHEM["npe"]["noise_dex"],
     log:
-        "logs/chem/coverage.log",
+        "logs/chem_coverage.log",
     benchmark:
-        bench("chem/coverage")
+        bench("chem_coverage")
     threads: 1
     priority: CHEM_PRIORITY
     resources:
@@ -279,9 +279,9 @@ rule chem_timing:
         timing=CHEM["timing"],
         noise_dex=CHEM["npe"]["noise_dex"],
     log:
-        "logs/chem/timing.log",
+        "logs/chem_timing.log",
     benchmark:
-        bench("chem/timing")
+        bench("chem_timing")
     threads: 1
     priority: CHEM_PRIORITY
     resources:
@@ -308,9 +308,9 @@ rule chem_report:
     params:
         skipped=CHEM_SKIPPED,
     log:
-        "logs/chem/report.log",
+        "logs/chem_report.log",
     benchmark:
-        bench("chem/report")
+        bench("chem_report")
     priority: CHEM_PRIORITY
     resources:
         mem_mb=2000,

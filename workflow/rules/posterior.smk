@@ -21,9 +21,9 @@ rule npe_train:
         npe=npe_settings,
         seed=config["seed"],
     log:
-        "logs/npe/{family}_train.log",
+        "logs/npe_train/{family}.log",
     benchmark:
-        bench("npe/{family}_train")
+        bench("npe_train/{family}")
     # one thread: the flow is small (a 2-thread torch was 4x slower per epoch when other jobs shared the cores),
     # and Snakemake can train both parametrisations side by side
     threads: 1
@@ -50,9 +50,9 @@ rule npe_train_alternative:
         npe=npe_settings,
         seed=config["seed"],
     log:
-        "logs/npe/{family}_train_{parametrisation}.log",
+        "logs/npe_train_alternative/{family}_{parametrisation}.log",
     benchmark:
-        bench("npe/{family}_train_{parametrisation}")
+        bench("npe_train_alternative/{family}_{parametrisation}")
     threads: 1
     resources:
         mem_mb=family_memory_mb,
@@ -73,9 +73,9 @@ rule npe_ordering_study:
     params:
         evaluation=pick(EVALUATION, "n_samples", "seed"),
     log:
-        "logs/evaluation/{family}_ordering.log",
+        "logs/npe_ordering_study/{family}.log",
     benchmark:
-        bench("evaluation/{family}_ordering")
+        bench("npe_ordering_study/{family}")
     threads: 2
     resources:
         mem_mb=4000,
@@ -83,7 +83,7 @@ rule npe_ordering_study:
     conda:
         "../../envs/galaxy-sbi.yaml"
     script:
-        "../../scripts/evaluation_ordering.py"
+        "../../scripts/npe_ordering_study.py"
 
 
 rule npe_evaluate:
@@ -111,9 +111,9 @@ rule npe_evaluate:
         seed=config["seed"],
         npe_noise=lambda wildcards: npe_noise(wildcards.family),
     log:
-        "logs/evaluation/{family}_evaluate.log",
+        "logs/npe_evaluate/{family}.log",
     benchmark:
-        bench("evaluation/{family}_evaluate")
+        bench("npe_evaluate/{family}")
     threads: 1
     priority: critical_path_priority
     resources:
@@ -122,7 +122,7 @@ rule npe_evaluate:
     conda:
         "../../envs/galaxy-sbi.yaml"
     script:
-        "../../scripts/evaluation_test.py"
+        "../../scripts/npe_evaluate.py"
 
 
 rule reconstruction:
@@ -143,9 +143,9 @@ rule reconstruction:
         reconstruction=EVALUATION["reconstruction"],
         seed=EVALUATION["seed"],
     log:
-        "logs/evaluation/{family}_reconstruction.log",
+        "logs/reconstruction/{family}.log",
     benchmark:
-        bench("evaluation/{family}_reconstruction")
+        bench("reconstruction/{family}")
     threads: 1
     resources:
         mem_mb=family_memory_mb,
@@ -153,7 +153,7 @@ rule reconstruction:
     conda:
         "../../envs/galaxy-sbi.yaml"
     script:
-        "../../scripts/reconstruction_test.py"
+        "../../scripts/reconstruction.py"
 
 
 rule posterior:

@@ -25,7 +25,7 @@ rule sfh:
     conda:
         "../../envs/galaxy-sbi.yaml"
     script:
-        "../../scripts/sfh_family.py"
+        "../../scripts/sfh.py"
 
 
 rule spectra_cell:
@@ -39,9 +39,9 @@ rule spectra_cell:
         spectra=without_runtime("spectra"),
         seed=config["seed"],
     log:
-        "logs/spectra/{family}/{cell}.log",
+        "logs/spectra_cell/{family}_{cell}.log",
     benchmark:
-        bench("spectra/{family}/{cell}")
+        bench("spectra_cell/{family}_{cell}")
     threads: 2  # the chain up to the encoders: one job at a time (common.smk)
     priority: CHAIN_PRIORITY_TO_ENCODERS
     resources:
@@ -77,9 +77,9 @@ rule spectra_plots:
     params:
         seed=config["seed"],
     log:
-        "logs/spectra/{family}_plots.log",
+        "logs/spectra_plots/{family}.log",
     benchmark:
-        bench("spectra/{family}_plots")
+        bench("spectra_plots/{family}")
     resources:
         mem_mb=4000,
         runtime=10,

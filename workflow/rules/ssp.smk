@@ -9,9 +9,9 @@ rule ssp_library:
     params:
         ssp=ssp_library_settings(),
     log:
-        "logs/ssp/ssp_library.log",
+        "logs/ssp_library.log",
     benchmark:
-        bench("ssp/ssp_library")
+        bench("ssp_library")
     threads: 2
     priority: CHAIN_PRIORITY_TO_ENCODERS
     resources:
@@ -32,9 +32,9 @@ rule ssp_interpolate:
     params:
         grid=config["ssp"]["interpolate"],
     log:
-        "logs/ssp/ssp_interpolate.log",
+        "logs/ssp_interpolate.log",
     benchmark:
-        bench("ssp/ssp_interpolate")
+        bench("ssp_interpolate")
     threads: 2  # the chain up to the encoders: one job at a time (common.smk)
     priority: CHAIN_PRIORITY_TO_ENCODERS
     resources:
@@ -59,9 +59,9 @@ rule ssp_overview_plot:
     params:
         plot=config["ssp"]["plot"],
     log:
-        "logs/ssp/ssp_overview_plot.log",
+        "logs/ssp_overview_plot.log",
     benchmark:
-        bench("ssp/ssp_overview_plot")
+        bench("ssp_overview_plot")
     resources:
         mem_mb=2000,
         runtime=10,

@@ -13,6 +13,9 @@ import numpy as np
 import torch
 from scipy import stats
 
+#: credibility levels at which coverage is measured
+COVERAGE_LEVELS = np.round(np.linspace(0.05, 0.95, 19), 2)
+
 
 def sbc_uniformity_pvalues(ranks: np.ndarray, n_samples: int) -> np.ndarray:
     """Kolmogorov-Smirnov p-value of each column of ranks against the uniform on [0, n_samples]."""

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from ..config import config_hash
+from ..inference.metrics import r2_scores
 from ..workflow import RUNTIME_KEYS
 from . import realism
 
@@ -342,14 +343,6 @@ def load_encoder(path: str | Path, device: str = "cpu") -> EncoderModule:
 # ---------------------------------------------------------------------------------------------
 # metrics
 # ---------------------------------------------------------------------------------------------
-
-
-def r2_scores(true: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """Coefficient of determination per column; nan for a constant column."""
-    ss_res = np.sum((true - pred) ** 2, axis=0)
-    ss_tot = np.sum((true - true.mean(axis=0)) ** 2, axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(ss_tot > 0, 1.0 - ss_res / ss_tot, np.nan)
 
 
 # ---------------------------------------------------------------------------------------------

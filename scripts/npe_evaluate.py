@@ -8,7 +8,7 @@ import xarray as xr
 
 from galaxy_sbi import plots
 from galaxy_sbi.inference.calibration import cluster_bootstrap_coverage, coverage_band, tarp_from_samples
-from galaxy_sbi.inference.npe import SpectraPosterior, evaluate_posterior
+from galaxy_sbi.spectra.posterior import SpectraPosterior, evaluate_posterior
 from galaxy_sbi.spectra.datasets import load_family
 from galaxy_sbi.spectra.encoder import load_encoder
 from galaxy_sbi.spectra.sfh import derived_seed

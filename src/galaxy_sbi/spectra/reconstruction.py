@@ -30,7 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-from ..spectra.synth import median_rows, native_weights
+from .synth import median_rows, native_weights
 
 QUANTILES = np.arange(1, 10) / 10.0
 

@@ -6,8 +6,8 @@ import logging
 import numpy as np
 
 from galaxy_sbi import plots
-from galaxy_sbi.inference.npe import SpectraPosterior
-from galaxy_sbi.inference.reconstruction import Reconstructor, reconstruct_observed, residual_rms
+from galaxy_sbi.spectra.posterior import SpectraPosterior
+from galaxy_sbi.spectra.reconstruction import Reconstructor, reconstruct_observed, residual_rms
 from galaxy_sbi.spectra.datasets import load_family
 from galaxy_sbi.spectra.latents import latents_and_labels
 from galaxy_sbi.workflow import run_script

@@ -5,7 +5,7 @@ import logging
 
 import numpy as np
 
-from galaxy_sbi.inference.npe import SpectraPosterior, evaluate_posterior
+from galaxy_sbi.spectra.posterior import SpectraPosterior, evaluate_posterior
 from galaxy_sbi.spectra.latents import latents_and_labels
 from galaxy_sbi.workflow import run_script
 
