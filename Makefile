@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.galaxy-sbi-installed
 CORES  ?= all
 
-.PHONY: setup run test test-slurm lint clean-results
+.PHONY: setup run test test-slurm lint format clean-results
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml Makefile
 	# build it against that Cython, outside pip's isolated build environment.
 	$(BIN)/python -m pip install "cython<3.1" "setuptools<81" wheel
 	$(BIN)/python -m pip install --no-build-isolation "vice==1.3.1"
-	$(BIN)/python -m pip install -e ".[test]"
+	$(BIN)/python -m pip install -e ".[test,lint]"
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -33,8 +33,19 @@ test: setup
 test-slurm: setup
 	GALAXY_SBI_SLURM=1 $(BIN)/python -m pytest -v -s tests/test_slurm.py
 
+# ruff (lint + format) on the Python, snakefmt on the rules, Snakemake's own linter (config: pyproject.toml)
+LINTED := src scripts tests benchmarks envs
 lint: setup
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint
+
+# rewrite the code in the house style (what `make lint` checks)
+format: setup
+	$(BIN)/ruff check --fix $(LINTED)
+	$(BIN)/ruff format $(LINTED)
+	$(BIN)/snakefmt Snakefile workflow/rules
 
 clean-results:
 	rm -rf results logs .snakemake

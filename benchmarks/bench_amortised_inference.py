@@ -18,8 +18,8 @@ import numpy as np
 import torch
 import xarray as xr
 
-from galaxy_sbi.spectra.posterior import SpectraPosterior
 from galaxy_sbi.spectra.encoder import load_encoder
+from galaxy_sbi.spectra.posterior import SpectraPosterior
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,19 +46,33 @@ def main():
     cube = sorted((ROOT / f"results/spectra/{args.family}").glob("*.nc"))[0]
     with xr.open_dataset(cube) as ds:
         flux = ds["flux"].values
-    res = {"family": args.family, "n_posterior_samples": args.samples, "device": "cpu", "threads": args.threads,
-           "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpu_count": os.cpu_count(),
-                       "torch": torch.__version__},
-           "npe": post.info.get("settings", {}), "results": []}
+    res = {
+        "family": args.family,
+        "n_posterior_samples": args.samples,
+        "device": "cpu",
+        "threads": args.threads,
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "cpu_count": os.cpu_count(),
+            "torch": torch.__version__,
+        },
+        "npe": post.info.get("settings", {}),
+        "results": [],
+    }
     for n in args.batch:
         reps = 5 if n == 1 else 2
         f = np.resize(flux, (n, flux.shape[1]))
-        t_enc = timed(lambda: model.encode(f, batch_size=512), reps)
+        t_enc = timed(lambda f=f: model.encode(f, batch_size=512), reps)
         z = model.encode(f, batch_size=512)[0]
-        t_smp = timed(lambda: post.sample_labels(z, args.samples, seed=0, batch=min(n, 100)), reps)
-        row = {"n_spectra": n, "encode_s_per_spectrum": t_enc / n, "sample_s_per_spectrum": t_smp / n,
-               "total_s_per_spectrum": (t_enc + t_smp) / n,
-               "sample_s_per_posterior_sample": t_smp / n / args.samples}
+        t_smp = timed(lambda z=z, n=n: post.sample_labels(z, args.samples, seed=0, batch=min(n, 100)), reps)
+        row = {
+            "n_spectra": n,
+            "encode_s_per_spectrum": t_enc / n,
+            "sample_s_per_spectrum": t_smp / n,
+            "total_s_per_spectrum": (t_enc + t_smp) / n,
+            "sample_s_per_posterior_sample": t_smp / n / args.samples,
+        }
         res["results"].append(row)
         print(row, flush=True)
     out = ROOT / "benchmarks/results/amortised_inference.json"

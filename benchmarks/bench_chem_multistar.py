@@ -55,9 +55,20 @@ def main() -> None:
     load_before = os.getloadavg()
     runs = []
     for _ in range(args.repeats):
-        res = multistar.infer_vs_nstars(obs, [len(obs)], joint, glob, priors, truth, n_samples=ms["n_samples"],
-                                        n_grid=ms["n_grid"], seed=0, acceptance=acceptance, sys_cov=sys_cov,
-                                        n_coarse=ms.get("n_coarse"))
+        res = multistar.infer_vs_nstars(
+            obs,
+            [len(obs)],
+            joint,
+            glob,
+            priors,
+            truth,
+            n_samples=ms["n_samples"],
+            n_grid=ms["n_grid"],
+            seed=0,
+            acceptance=acceptance,
+            sys_cov=sys_cov,
+            n_coarse=ms.get("n_coarse"),
+        )
         runs.append(res["timing"])
         print(res["timing"], flush=True)
     row = res["rows"][-1]
@@ -65,12 +76,19 @@ def main() -> None:
         "n_stars": len(obs),
         "seconds": {"gaussian": min(r["gaussian_s"] for r in runs), "grid": min(r["grid_s"] for r in runs)},
         "seconds_all_repeats": {"gaussian": [r["gaussian_s"] for r in runs], "grid": [r["grid_s"] for r in runs]},
-        "npe_samples_per_star": ms["n_samples"], "n_grid": ms["n_grid"], "n_coarse": ms.get("n_coarse"),
-        "estimates": {m: {"mean": np.asarray(row[f"{m}_mean"]).tolist(), "sd": np.asarray(row[f"{m}_sd"]).tolist()}
-                      for m in ("gaussian", "grid")},
+        "npe_samples_per_star": ms["n_samples"],
+        "n_grid": ms["n_grid"],
+        "n_coarse": ms.get("n_coarse"),
+        "estimates": {
+            m: {"mean": np.asarray(row[f"{m}_mean"]).tolist(), "sd": np.asarray(row[f"{m}_sd"]).tolist()}
+            for m in ("gaussian", "grid")
+        },
         "torch_threads": torch.get_num_threads(),
-        "load_average_before": list(load_before), "load_average_after": list(os.getloadavg()),
-        "cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "python": platform.python_version(),
+        "load_average_before": list(load_before),
+        "load_average_after": list(os.getloadavg()),
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
         "torch": torch.__version__,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -45,8 +45,12 @@ def draw(n: int, seed: int = 0) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--yields", type=Path, default=None,
-                        help="CHEMPY-format yield folder (default: ../shared/data/chem/yields/TNG, else VICE)")
+    parser.add_argument(
+        "--yields",
+        type=Path,
+        default=None,
+        help="CHEMPY-format yield folder (default: ../shared/data/chem/yields/TNG, else VICE)",
+    )
     parser.add_argument("--chunk-size", type=int, default=None)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 1000, 100000])
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "chem_simulator.json")
@@ -74,32 +78,54 @@ def main() -> None:
             cpu.append(time.process_time() - c0)
         best, med = min(times), statistics.median(times)
         cpu_med = statistics.median(cpu)
-        row = dict(batch_size=batch, repeats=repeats, median_seconds=med, best_seconds=best,
-                   sets_per_second_median=batch / med, sets_per_second_best=batch / best,
-                   sets_per_cpu_second=batch / cpu_med, sets_per_cpu_second_best=batch / min(cpu),
-                   median_cpu_seconds=cpu_med,
-                   # process CPU time / wall time: ~threads when the cores are free, ~1 when other
-                   # processes leave this one about a single core
-                   cpu_per_wall=cpu_med / med,
-                   accepted_fraction=float(np.mean(valid)), load_average_after=list(os.getloadavg()))
+        row = dict(
+            batch_size=batch,
+            repeats=repeats,
+            median_seconds=med,
+            best_seconds=best,
+            sets_per_second_median=batch / med,
+            sets_per_second_best=batch / best,
+            sets_per_cpu_second=batch / cpu_med,
+            sets_per_cpu_second_best=batch / min(cpu),
+            median_cpu_seconds=cpu_med,
+            # process CPU time / wall time: ~threads when the cores are free, ~1 when other
+            # processes leave this one about a single core
+            cpu_per_wall=cpu_med / med,
+            accepted_fraction=float(np.mean(valid)),
+            load_average_after=list(os.getloadavg()),
+        )
         results.append(row)
-        print(f"batch {batch:>7d}: {batch / med:12.1f} sets/s (median of {repeats}), best {batch / best:12.1f}, "
-              f"{row['sets_per_cpu_second']:10.1f} sets per CPU-second, CPU/wall {cpu_med / med:.2f}, "
-              f"load {os.getloadavg()[0]:.1f}")
+        print(
+            f"batch {batch:>7d}: {batch / med:12.1f} sets/s (median of {repeats}), best {batch / best:12.1f}, "
+            f"{row['sets_per_cpu_second']:10.1f} sets per CPU-second, CPU/wall {cpu_med / med:.2f}, "
+            f"load {os.getloadavg()[0]:.1f}"
+        )
 
     report = dict(
         benchmark="galaxy_sbi.chem.simulate (vectorised CHEMPY-equivalent one-zone GCE model)",
-        machine=dict(cpu_count=os.cpu_count(), torch_threads=torch.get_num_threads(), cpu_model=cpu_model(),
-                     load_average_at_start=list(os.getloadavg()), python=platform.python_version(),
-                     torch_version=torch.__version__, numpy_version=np.__version__, platform=platform.platform()),
-        dtype="float64", device="cpu", yields=ysource, prior="study Gaussian priors, birth time U(1, 13.8) Gyr",
+        machine=dict(
+            cpu_count=os.cpu_count(),
+            torch_threads=torch.get_num_threads(),
+            cpu_model=cpu_model(),
+            load_average_at_start=list(os.getloadavg()),
+            python=platform.python_version(),
+            torch_version=torch.__version__,
+            numpy_version=np.__version__,
+            platform=platform.platform(),
+        ),
+        dtype="float64",
+        device="cpu",
+        yields=ysource,
+        prior="study Gaussian priors, birth time U(1, 13.8) Gyr",
         chunk_size=kwargs.get("chunk_size", "default"),
         results=results,
         chempy_reference="real CHEMPY (ChempyMulti): ~0.5-1 s per parameter set, i.e. ~1-2 sets/s",
         target_sets_per_second=1e4,
-        note=("The machine is shared: a 1-minute load average above the thread count means other "
-              "processes competed for the cores and the wall-clock figures are lower bounds; "
-              "sets_per_cpu_second (process CPU time) is less sensitive to that."),
+        note=(
+            "The machine is shared: a 1-minute load average above the thread count means other "
+            "processes competed for the cores and the wall-clock figures are lower bounds; "
+            "sets_per_cpu_second (process CPU time) is less sensitive to that."
+        ),
         timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"),
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -57,8 +57,9 @@ def measure(settings: dict, n_batches: int, threads: int, augment: bool) -> dict
     labels = rng.standard_normal((n, 10)).astype(np.float32)
     module = EncoderModule(4300, [f"p{i}" for i in range(10)], **module_kwargs(settings))
     module.set_data_stats(wave, labels, flux)
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.from_numpy(flux), torch.from_numpy(labels)),
-                                         batch_size=bs, shuffle=True)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.from_numpy(flux), torch.from_numpy(labels)), batch_size=bs, shuffle=True
+    )
 
     class Timer(L.Callback):
         times: list[float] = []
@@ -71,22 +72,38 @@ def measure(settings: dict, n_batches: int, threads: int, augment: bool) -> dict
 
     timer = Timer()
     timer.times = []
-    trainer = L.Trainer(max_epochs=1, accelerator=settings["accelerator"], devices=1, precision=settings["precision"],
-                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, callbacks=[timer], gradient_clip_val=settings["gradient_clip"] or None,
-                        limit_val_batches=0)
+    trainer = L.Trainer(
+        max_epochs=1,
+        accelerator=settings["accelerator"],
+        devices=1,
+        precision=settings["precision"],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+        gradient_clip_val=settings["gradient_clip"] or None,
+        limit_val_batches=0,
+    )
     t0 = time.perf_counter()
     trainer.fit(module, loader)
     wall = time.perf_counter() - t0
     steady = timer.times[1:]  # the first batch pays one-off costs
     per_batch = float(np.median(steady))
     rate = bs / per_batch
-    return {"batch_size": bs, "batches_timed": len(steady), "seconds_per_batch_median": round(per_batch, 4),
-            "spectra_per_s": round(rate, 1), "wall_s_incl_warmup": round(wall, 1),
-            "projected_epoch_s": {"default_parametric_7030_train": round(7030 / rate, 1),
-                                  "default_nonparametric_5200_train": round(5200 / rate, 1),
-                                  "paper_family_360000_train": round(360000 / rate, 1)},
-            "accelerator": type(trainer.accelerator).__name__}
+    return {
+        "batch_size": bs,
+        "batches_timed": len(steady),
+        "seconds_per_batch_median": round(per_batch, 4),
+        "spectra_per_s": round(rate, 1),
+        "wall_s_incl_warmup": round(wall, 1),
+        "projected_epoch_s": {
+            "default_parametric_7030_train": round(7030 / rate, 1),
+            "default_nonparametric_5200_train": round(5200 / rate, 1),
+            "paper_family_360000_train": round(360000 / rate, 1),
+        },
+        "accelerator": type(trainer.accelerator).__name__,
+    }
 
 
 def main():
@@ -94,22 +111,34 @@ def main():
     ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--batches", type=int, default=40, help="timed batches at the default widths")
     ap.add_argument("--paper-batches", type=int, default=3, help="timed batches at the paper widths (slow on CPU)")
-    ap.add_argument("--paper-batch-size", type=int, default=32,
-                    help="batch size at the paper widths (paper.yaml's 512 takes minutes per batch on a CPU)")
+    ap.add_argument(
+        "--paper-batch-size",
+        type=int,
+        default=32,
+        help="batch size at the paper widths (paper.yaml's 512 takes minutes per batch on a CPU)",
+    )
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "encoder_training.json"))
     args = ap.parse_args()
     import torch
 
-    results = {"what": "encoder training throughput (forward + backward + AdamW step), spectra of 4300 pixels",
-               "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                           "cpu_count": os.cpu_count(), "threads": args.threads, "torch": torch.__version__,
-                           "cuda": torch.cuda.is_available(), "load_average_at_start": os.getloadavg()},
-               "runs": []}
+    results = {
+        "what": "encoder training throughput (forward + backward + AdamW step), spectra of 4300 pixels",
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "threads": args.threads,
+            "torch": torch.__version__,
+            "cuda": torch.cuda.is_available(),
+            "load_average_at_start": os.getloadavg(),
+        },
+        "runs": [],
+    }
     for name, paper, batches in (("default", False, args.batches), ("paper", True, args.paper_batches)):
         settings = merged_settings(paper)
         if paper:
             settings["batch_size"] = args.paper_batch_size
-        for augment in ((True,) if paper else (True, False)):  # augmentation costs the same at any width
+        for augment in (True,) if paper else (True, False):  # augmentation costs the same at any width
             r = measure(settings, batches, args.threads, augment)
             r.update(widths=name, filters=settings["filters"], mlp_hidden=settings["mlp_hidden"], augmentation=augment)
             print(json.dumps(r))

@@ -56,10 +56,61 @@ PARAMETRIC = {
     "log10_tau_gyr": {"start": -0.5, "stop": 0.7, "step": 0.012},
     "thin": 1,
 }
-MILES_AGES = [0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.09, 0.10, 0.15, 0.20, 0.25, 0.30, 0.35, 0.40, 0.45, 0.50,
-              0.60, 0.70, 0.80, 0.90, 1.00, 1.25, 1.50, 1.75, 2.00, 2.25, 2.50, 2.75, 3.00, 3.25, 3.50, 3.75,
-              4.00, 4.50, 5.00, 5.50, 6.00, 6.50, 7.00, 7.50, 8.00, 8.50, 9.00, 9.50, 10.00, 10.50, 11.00,
-              11.50, 12.00, 12.50, 13.00, 13.50, 14.00]
+MILES_AGES = [
+    0.03,
+    0.04,
+    0.05,
+    0.06,
+    0.07,
+    0.08,
+    0.09,
+    0.10,
+    0.15,
+    0.20,
+    0.25,
+    0.30,
+    0.35,
+    0.40,
+    0.45,
+    0.50,
+    0.60,
+    0.70,
+    0.80,
+    0.90,
+    1.00,
+    1.25,
+    1.50,
+    1.75,
+    2.00,
+    2.25,
+    2.50,
+    2.75,
+    3.00,
+    3.25,
+    3.50,
+    3.75,
+    4.00,
+    4.50,
+    5.00,
+    5.50,
+    6.00,
+    6.50,
+    7.00,
+    7.50,
+    8.00,
+    8.50,
+    9.00,
+    9.50,
+    10.00,
+    10.50,
+    11.00,
+    11.50,
+    12.00,
+    12.50,
+    13.00,
+    13.50,
+    14.00,
+]
 
 
 def synthetic_grid() -> xr.Dataset:
@@ -137,8 +188,13 @@ def main() -> None:
     metallicity, alpha = synth.parse_cell(cell)
     ssps = synth.cell_ssps(grid, metallicity, alpha)
     S, native_ages = ssps.values, ssps.age.values
-    spectra_cfg = {"split": {"train": 0.8, "validation": 0.1, "test": 0.1}, "normalisation": "median",
-                   "age_edges": "clamp", "chunk_samples": 1024, "complevel": 0}
+    spectra_cfg = {
+        "split": {"train": 0.8, "validation": 0.1, "test": 0.1},
+        "normalisation": "median",
+        "age_edges": "clamp",
+        "chunk_samples": 1024,
+        "complevel": 0,
+    }
 
     # naive loop (one thread)
     naive_s, naive_out = naive_loop(sfh, S, native_ages, args.naive)
@@ -183,22 +239,27 @@ def main() -> None:
 
     report = {
         "benchmark": "forward model: SFHs x SSPs -> median-normalised float32 spectra",
-        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version(), "numpy": np.__version__},
+        "machine": {
+            "cpu": cpu_model(),
+            "cores": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+        },
         "ssp": grid_source,
         "sfh_set": f"parametric linear-exponential grid, {n_sfh} SFHs x {sfh.sizes['time']} time nodes",
         "pixels": int(S.shape[1]),
         "native_ages": int(S.shape[0]),
         "naive_loop": {
             "what": "seed's recipe per spectrum: SSPs interpolated once per cell on the 1400 bin ages, then "
-                    "per spectrum sum_j dM_j SSP_j and the median (1 thread)",
+            "per spectrum sum_j dM_j SSP_j and the median (1 thread)",
             "spectra": args.naive,
             "spectra_per_s": round(1 / naive_s, 1),
             "projected_450k_s_one_core": round(PAPER_SPECTRA * naive_s, 1),
         },
         "fast_compute_only": {
             "what": "weights folded on the native ages (W = dM @ A), F = W @ S in float64 blocks, median by "
-                    "partition, float32 result (1 thread, no I/O)",
+            "partition, float32 result (1 thread, no I/O)",
             "spectra": n_sfh,
             "weights_s": round(t_weights, 3),
             "total_s": round(t_fast, 3),
@@ -208,7 +269,7 @@ def main() -> None:
         },
         "fast_end_to_end": {
             "what": f"spectra_cell jobs (build_cell + write_cube, netCDF4 on local disk), {args.workers} side by "
-                    "side, per zlib level; projected_450k_s is the paper-scale set (10,000 SFHs x 45 cells) at this rate",
+            "side, per zlib level; projected_450k_s is the paper-scale set (10,000 SFHs x 45 cells) at this rate",
             "workers": args.workers,
             **results,
         },

@@ -22,12 +22,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from galaxy_sbi.benchmarking import cpu_model  # noqa: E402
 
 # stage -> its name in the README
-STAGES = {"ssp": "SSP library", "sfh": "SFHs", "spectra": "synthetic spectra", "encoder": "encoder training",
-          "latents": "latents and their plots", "npe": "spectra NPEs", "evaluation": "evaluation and reconstruction",
-          "chem": "chemistry graph"}
+STAGES = {
+    "ssp": "SSP library",
+    "sfh": "SFHs",
+    "spectra": "synthetic spectra",
+    "encoder": "encoder training",
+    "latents": "latents and their plots",
+    "npe": "spectra NPEs",
+    "evaluation": "evaluation and reconstruction",
+    "chem": "chemistry graph",
+}
 # rule-name prefix -> stage (benchmarks are logs/benchmarks/{rule}/..., workflow/rules/common.smk: bench); first match
-RULE_STAGES = (("npe_train", "npe"), ("npe_", "evaluation"), ("reconstruction", "evaluation"), ("ssp", "ssp"),
-               ("sfh", "sfh"), ("spectra", "spectra"), ("encoder", "encoder"), ("latents", "latents"), ("chem", "chem"))
+RULE_STAGES = (
+    ("npe_train", "npe"),
+    ("npe_", "evaluation"),
+    ("reconstruction", "evaluation"),
+    ("ssp", "ssp"),
+    ("sfh", "sfh"),
+    ("spectra", "spectra"),
+    ("encoder", "encoder"),
+    ("latents", "latents"),
+    ("chem", "chem"),
+)
 
 
 def stage_of(job: str) -> str:
@@ -45,8 +61,14 @@ def read_benchmarks(workdir: Path) -> list[dict]:
             for row in csv.DictReader(f, delimiter="\t"):
                 rss = row.get("max_rss", "NA")
                 job = str(path.relative_to(workdir / "logs" / "benchmarks").with_suffix(""))
-                rows.append({"job": job, "stage": stage_of(job),
-                             "wall_s": float(row["s"]), "max_rss_mb": float(rss) if rss not in ("NA", "-") else None})
+                rows.append(
+                    {
+                        "job": job,
+                        "stage": stage_of(job),
+                        "wall_s": float(row["s"]),
+                        "max_rss_mb": float(rss) if rss not in ("NA", "-") else None,
+                    }
+                )
     return rows
 
 
@@ -60,16 +82,23 @@ def summarise(rows: list[dict]) -> dict:
         if r["wall_s"] > s["longest_job"][1]:
             s["longest_job"] = (r["job"], r["wall_s"])
     order = [k for k in STAGES if k in stages] + sorted(set(stages) - set(STAGES))
-    return {k: {**stages[k], "longest_job": {"job": stages[k]["longest_job"][0],
-                                             "minutes": round(stages[k]["longest_job"][1] / 60, 2)},
-                "job_minutes": round(stages[k]["job_minutes"], 2)} for k in order}
+    return {
+        k: {
+            **stages[k],
+            "longest_job": {"job": stages[k]["longest_job"][0], "minutes": round(stages[k]["longest_job"][1] / 60, 2)},
+            "job_minutes": round(stages[k]["job_minutes"], 2),
+        }
+        for k in order
+    }
 
 
 def markdown(summary: dict, wall_s: float | None) -> str:
     lines = ["| stage | jobs | job minutes | longest job (min) | peak RSS (GB) |", "|---|---|---|---|---|"]
     for key, s in summary.items():
-        lines.append(f"| {STAGES.get(key, key)} | {s['jobs']} | {s['job_minutes']:.1f} | "
-                     f"{s['longest_job']['job']} ({s['longest_job']['minutes']:.1f}) | {s['max_rss_mb'] / 1024:.1f} |")
+        lines.append(
+            f"| {STAGES.get(key, key)} | {s['jobs']} | {s['job_minutes']:.1f} | "
+            f"{s['longest_job']['job']} ({s['longest_job']['minutes']:.1f}) | {s['max_rss_mb'] / 1024:.1f} |"
+        )
     total = sum(s["job_minutes"] for s in summary.values())
     lines.append(f"| **all jobs** | {sum(s['jobs'] for s in summary.values())} | {total:.1f} | | |")
     if wall_s is not None:
@@ -90,9 +119,18 @@ def main(argv=None) -> int:
     summary = summarise(rows)
     print(markdown(summary, args.wall_s))
     if args.json:
-        args.json.write_text(json.dumps({
-            "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()},
-            "wall_s": args.wall_s, "stages": summary, "jobs": rows}, indent=1) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {
+                    "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()},
+                    "wall_s": args.wall_s,
+                    "stages": summary,
+                    "jobs": rows,
+                },
+                indent=1,
+            )
+            + "\n"
+        )
     return 0
 
 

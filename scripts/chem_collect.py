@@ -1,4 +1,5 @@
 """Aggregate the simulator chunks into one netCDF: theta (sample, parameter), abundance (sample, element), split."""
+
 import numpy as np
 import xarray as xr
 
@@ -18,15 +19,23 @@ def main(smk):
                 split += [s] * len(d[f"theta_{s}"])
                 acc.append(float(d[f"acceptance_{s}"]))
     ds = xr.Dataset(
-        {"theta": (("sample", "parameter"), np.concatenate(theta)),
-         "abundance": (("sample", "observable"), np.concatenate(x), {"units": "dex"})},
-        coords={"parameter": list(PARAMETER_NAMES), "observable": list(OBS_LABELS),
-                "split": ("sample", np.array(split))},
-        attrs={**provenance_attrs(smk.params.chem, "chem_collect"),
-               "description": "accepted simulator runs (rejected sets dropped); split train / validation: the uniform "
-                              "training box, population: the Gaussian population prior (the study's distribution "
-                              "at the seed's time); [H/Fe] = -[Fe/H] dropped",
-               "mean_acceptance": float(np.mean(acc))})
+        {
+            "theta": (("sample", "parameter"), np.concatenate(theta)),
+            "abundance": (("sample", "observable"), np.concatenate(x), {"units": "dex"}),
+        },
+        coords={
+            "parameter": list(PARAMETER_NAMES),
+            "observable": list(OBS_LABELS),
+            "split": ("sample", np.array(split)),
+        },
+        attrs={
+            **provenance_attrs(smk.params.chem, "chem_collect"),
+            "description": "accepted simulator runs (rejected sets dropped); split train / validation: the uniform "
+            "training box, population: the Gaussian population prior (the study's distribution "
+            "at the seed's time); [H/Fe] = -[Fe/H] dropped",
+            "mean_acceptance": float(np.mean(acc)),
+        },
+    )
     write_netcdf(ds, smk.output.simulations)
 
 

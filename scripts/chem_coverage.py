@@ -1,4 +1,5 @@
 """Coverage of both multi-star combinations over many mock galaxies (our simulator, training yields)."""
+
 import json
 import logging
 
@@ -9,6 +10,7 @@ from galaxy_sbi.chem.datasets import load_yields
 from galaxy_sbi.chem.priors import Priors
 from galaxy_sbi.inference.calibration import empirical_coverage
 from galaxy_sbi.plots import plot_chem_coverage
+from galaxy_sbi.seeding import derived_rng
 from galaxy_sbi.workflow import run_script
 
 
@@ -19,23 +21,42 @@ def main(smk):
     joint, joint_summary = npe.load_posterior(smk.input.joint)
     glob, _, acceptance = npe.load_npe(smk.input.glob)
     sys_cov = multistar.read_systematics_cov(smk.input.systematics)
-    rng = np.random.default_rng(np.random.SeedSequence([p.seed, 7005]))
-    res = multistar.coverage_study(load_yields(p.yields), priors, joint, glob, n_galaxies=p.coverage["n_galaxies"],
-                                   star_counts=p.coverage["star_counts"], noise_dex=p.noise_dex,
-                                   n_samples=p.multistar["n_samples"], n_grid=p.multistar["n_grid"], rng=rng, log=log,
-                                   acceptance=acceptance, sys_cov=sys_cov, n_coarse=p.multistar.get("n_coarse"),
-                                   joint_prior=joint_summary.get("training_prior", "box"))
+    rng = derived_rng(p.seed, "chem_coverage")
+    res = multistar.coverage_study(
+        load_yields(p.yields),
+        priors,
+        joint,
+        glob,
+        n_galaxies=p.coverage["n_galaxies"],
+        star_counts=p.coverage["star_counts"],
+        noise_dex=p.noise_dex,
+        n_samples=p.multistar["n_samples"],
+        n_grid=p.multistar["n_grid"],
+        rng=rng,
+        log=log,
+        acceptance=acceptance,
+        sys_cov=sys_cov,
+        n_coarse=p.multistar.get("n_coarse"),
+        joint_prior=joint_summary.get("training_prior", "box"),
+    )
     levels = np.linspace(0, 1, 21)
-    summary = {"n_galaxies": p.coverage["n_galaxies"], "levels": levels.tolist(), "methods": {},
-               "note": "grid: the calibrated method (grid posterior + systematic kernel of results/chem/"
-                       "systematics.json, estimated on other mock galaxies); grid_stat: the grid posterior alone"}
+    summary = {
+        "n_galaxies": p.coverage["n_galaxies"],
+        "levels": levels.tolist(),
+        "methods": {},
+        "note": "grid: the calibrated method (grid posterior + systematic kernel of results/chem/"
+        "systematics.json, estimated on other mock galaxies); grid_stat: the grid posterior alone",
+    }
     for method in multistar.METHODS:
         cred = res[f"credibility_{method}"]
         summary["methods"][method] = {
-            str(n): {"coverage": empirical_coverage(cred[:, j], levels).tolist(),
-                     "coverage_68": float(empirical_coverage(cred[:, j], [0.68])[0]),
-                     "coverage_95": float(empirical_coverage(cred[:, j], [0.95])[0])}
-            for j, n in enumerate(res["star_counts"])}
+            str(n): {
+                "coverage": empirical_coverage(cred[:, j], levels).tolist(),
+                "coverage_68": float(empirical_coverage(cred[:, j], [0.68])[0]),
+                "coverage_95": float(empirical_coverage(cred[:, j], [0.95])[0]),
+            }
+            for j, n in enumerate(res["star_counts"])
+        }
     np.savez(smk.output.data, **res)
     with open(smk.output.metrics, "w") as f:
         json.dump(summary, f, indent=2)

@@ -1,4 +1,5 @@
 """One multi-star data set: observables of the stars of one galaxy (npz)."""
+
 import logging
 import tempfile
 
@@ -6,9 +7,8 @@ import numpy as np
 
 from galaxy_sbi.chem import datasets as D
 from galaxy_sbi.chem.priors import Priors
+from galaxy_sbi.seeding import derived_rng
 from galaxy_sbi.workflow import run_script
-
-_INDEX = {"simulator": 0, "simulator_alt": 1, "tng": 2, "vice": 3}
 
 
 def main(smk):
@@ -23,21 +23,29 @@ def main(smk):
     else:
         priors = Priors.from_config(p["priors"])
         truth = np.asarray(p["global_values"], float)
-        rng = np.random.default_rng(np.random.SeedSequence([p["seed"], 7004, _INDEX[name]]))
+        rng = derived_rng(p["seed"], "chem_dataset", name)
         if name == "vice":
             v = p["vice"]
             with tempfile.TemporaryDirectory(prefix="vice_") as workdir:
-                data = D.vice_galaxy(truth, priors, v["n_stars"], v["n_runs"], p["noise_dex"], rng, workdir=workdir,
-                                     preset=v["preset"])
-            note = (f"vice.singlezone, {v['n_runs']} runs, {v['preset']} yields "
-                    "(see galaxy_sbi.chem.datasets.vice_galaxy)")
+                data = D.vice_galaxy(
+                    truth, priors, v["n_stars"], v["n_runs"], p["noise_dex"], rng, workdir=workdir, preset=v["preset"]
+                )
+            note = (
+                f"vice.singlezone, {v['n_runs']} runs, {v['preset']} yields (see galaxy_sbi.chem.datasets.vice_galaxy)"
+            )
         else:
             yields = D.load_yields(p["yields"])
             data = D.simulated_galaxy(yields, priors, truth, p["n_stars"], p["noise_dex"], rng)
             note = f"our simulator, yields {yields.name}: {yields.description}"
     log.info("%s: %d stars; %s", name, len(data["obs"]), note)
-    np.savez(smk.output.data, obs=data["obs"], true=data["true"], truth=truth, labels=np.array(D.OBS_LABELS),
-             note=np.array(note))
+    np.savez(
+        smk.output.data,
+        obs=data["obs"],
+        true=data["true"],
+        truth=truth,
+        labels=np.array(D.OBS_LABELS),
+        note=np.array(note),
+    )
 
 
 run_script(main, snakemake)  # noqa: F821

@@ -1,4 +1,5 @@
 """Global parameters of one data set's galaxy from 1 ... N stars: the study's Gaussian product and the grid."""
+
 import json
 import logging
 
@@ -20,14 +21,31 @@ def main(smk):
         obs, truth, note = d["obs"], d["truth"], str(d["note"])
     ms = p.multistar
     counts = sorted({min(n, len(obs)) for n in ms["star_counts"]})  # a smaller data set stops at its size
-    res = multistar.infer_vs_nstars(obs, counts, joint, glob, priors, truth, n_samples=ms["n_samples"],
-                                    n_grid=ms["n_grid"], seed=p.seed, acceptance=acceptance,
-                                    sys_cov=sys_cov, n_coarse=ms.get("n_coarse"),
-                                    joint_prior=joint_summary.get("training_prior", "box"))
+    res = multistar.infer_vs_nstars(
+        obs,
+        counts,
+        joint,
+        glob,
+        priors,
+        truth,
+        n_samples=ms["n_samples"],
+        n_grid=ms["n_grid"],
+        seed=p.seed,
+        acceptance=acceptance,
+        sys_cov=sys_cov,
+        n_coarse=ms.get("n_coarse"),
+        joint_prior=joint_summary.get("training_prior", "box"),
+    )
     for r in res["rows"]:
-        log.info("N=%d gaussian %s +- %s | grid %s +- %s (statistical only: +- %s)", r["n_stars"],
-                 np.round(r["gaussian_mean"], 4), np.round(r["gaussian_sd"], 4), np.round(r["grid_mean"], 4),
-                 np.round(r["grid_sd"], 4), np.round(r["grid_stat_sd"], 4))
+        log.info(
+            "N=%d gaussian %s +- %s | grid %s +- %s (statistical only: +- %s)",
+            r["n_stars"],
+            np.round(r["gaussian_mean"], 4),
+            np.round(r["gaussian_sd"], 4),
+            np.round(r["grid_mean"], 4),
+            np.round(r["grid_sd"], 4),
+            np.round(r["grid_stat_sd"], 4),
+        )
     log.info("timing: %s", res["timing"])
     out = {"dataset": smk.wildcards.dataset, "note": note, "truth": truth.tolist(), **res}
     with open(smk.output.result, "w") as f:

@@ -1,4 +1,5 @@
 """The joint NPE on the simulator's validation set: APE per parameter, SBC ranks, TARP."""
+
 import json
 import logging
 
@@ -9,6 +10,7 @@ from galaxy_sbi.chem import PARAMETER_NAMES, npe
 from galaxy_sbi.chem.emulator import absolute_percentage_error
 from galaxy_sbi.inference import calibration as cal
 from galaxy_sbi.plots import plot_chem_sbc, plot_chem_tarp
+from galaxy_sbi.seeding import derived_rng
 from galaxy_sbi.workflow import run_script
 
 
@@ -16,7 +18,7 @@ def main(smk):
     log = logging.getLogger("chem_npe_evaluate")
     p = smk.params
     posterior, summary = npe.load_posterior(smk.input.posterior)
-    rng = np.random.default_rng(np.random.SeedSequence([p.seed, 7003]))
+    rng = derived_rng(p.seed, "chem_npe_evaluate")
     with xr.open_dataset(smk.input.simulations) as ds:
         val = np.where(ds.split.values == "validation")[0]
         pick = rng.choice(val, size=min(p.npe["n_evaluate"], len(val)), replace=False)
@@ -43,11 +45,22 @@ def main(smk):
         samples_pop = npe.sample(posterior, x_pop, n_s, seed=p.seed + 1)
         ape_pop = absolute_percentage_error(samples_pop.mean(0), theta_pop)
         qq = np.percentile(ape_pop, [25, 50, 75])
-        seed_like = {"median": qq[1], "p25": qq[0], "p75": qq[2], "n": len(theta_pop),
-                     "globals_median": float(np.median(ape_pop[:, :2])),
-                     "per_parameter_median": dict(zip(PARAMETER_NAMES, np.median(ape_pop, 0).tolist()))}
-        log.info("NPE APE, all parameters pooled, population-prior sets (the study's definition): median %.1f %% "
-                 "(25 %%: %.1f, 75 %%: %.1f); globals only %.1f %%", qq[1], qq[0], qq[2], seed_like["globals_median"])
+        seed_like = {
+            "median": qq[1],
+            "p25": qq[0],
+            "p75": qq[2],
+            "n": len(theta_pop),
+            "globals_median": float(np.median(ape_pop[:, :2])),
+            "per_parameter_median": dict(zip(PARAMETER_NAMES, np.median(ape_pop, 0).tolist())),
+        }
+        log.info(
+            "NPE APE, all parameters pooled, population-prior sets (the study's definition): median %.1f %% "
+            "(25 %%: %.1f, 75 %%: %.1f); globals only %.1f %%",
+            qq[1],
+            qq[0],
+            qq[2],
+            seed_like["globals_median"],
+        )
     # SBC and TARP hold on draws from the NPE's training prior: the population sets for a population-trained NPE,
     # the box's validation sets otherwise. From the samples already drawn: sbi's run_sbc / run_tarp would redraw
     # them through rejection sampling.
@@ -58,17 +71,24 @@ def main(smk):
         cal_samples, cal_theta, cal_sets = samples, theta, "validation"
     ranks = cal.sbc_ranks_from_samples(cal_samples, cal_theta)
     tarp = cal.tarp_from_samples(cal_samples, cal_theta, seed=p.seed)
-    metrics = {"n_validation": len(theta), "n_posterior_samples": n_s,
-               "ape_percent_all": {"median": q[1], "p16": q[0], "p84": q[2]}, "ape_percent": per,
-               "ape_percent_all_population": seed_like,
-               "ape_percent_globals": {"median": float(np.median(ape[:, :2]))},
-               "target_median_percent": 9.1,
-               "sbc_ks_pvalue": dict(zip(PARAMETER_NAMES, cal.sbc_uniformity_pvalues(ranks, n_s).tolist())),
-               "tarp_atc": tarp["atc"], "tarp_ks_pvalue": tarp["ks_pvalue"], "training": summary,
-               "training_prior": training_prior, "sbc_tarp_sets": cal_sets,
-               "note": "validation sets: accepted simulator runs of the uniform box; population sets: accepted runs "
-                       "of the population prior. SBC/TARP use the sets of the NPE's training prior (sbc_tarp_sets); "
-                       "both hold only accepted runs, where real stars live"}
+    metrics = {
+        "n_validation": len(theta),
+        "n_posterior_samples": n_s,
+        "ape_percent_all": {"median": q[1], "p16": q[0], "p84": q[2]},
+        "ape_percent": per,
+        "ape_percent_all_population": seed_like,
+        "ape_percent_globals": {"median": float(np.median(ape[:, :2]))},
+        "target_median_percent": 9.1,
+        "sbc_ks_pvalue": dict(zip(PARAMETER_NAMES, cal.sbc_uniformity_pvalues(ranks, n_s).tolist())),
+        "tarp_atc": tarp["atc"],
+        "tarp_ks_pvalue": tarp["ks_pvalue"],
+        "training": summary,
+        "training_prior": training_prior,
+        "sbc_tarp_sets": cal_sets,
+        "note": "validation sets: accepted simulator runs of the uniform box; population sets: accepted runs "
+        "of the population prior. SBC/TARP use the sets of the NPE's training prior (sbc_tarp_sets); "
+        "both hold only accepted runs, where real stars live",
+    }
     with open(smk.output.metrics, "w") as f:
         json.dump(metrics, f, indent=2, default=float)
     plot_chem_sbc(ranks, n_s, list(PARAMETER_NAMES), smk.output.sbc, sets=cal_sets)

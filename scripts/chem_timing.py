@@ -1,4 +1,5 @@
 """emcee on the emulator (hierarchical posterior, all local parameters sampled) for a few stars, timed."""
+
 import json
 import logging
 import time
@@ -9,6 +10,7 @@ import torch
 
 from galaxy_sbi.chem.emulator import load_emulator
 from galaxy_sbi.chem.priors import N_GLOBAL, Priors
+from galaxy_sbi.seeding import derived_rng
 from galaxy_sbi.workflow import run_script
 
 
@@ -43,10 +45,15 @@ def main(smk):
         ll = -0.5 * (((pred - obs_t) / noise) ** 2).sum((1, 2)).double().numpy()
         return np.where(inside, lp + ll, -np.inf)
 
-    rng = np.random.default_rng(np.random.SeedSequence([p.seed, 7006]))
+    rng = derived_rng(p.seed, "chem_timing")
     start = priors.draw_population(cfg["n_walkers"] * n, rng).reshape(cfg["n_walkers"], n, 6)
-    p0 = np.concatenate([np.broadcast_to(truth, (cfg["n_walkers"], N_GLOBAL)) + 0.01 * rng.normal(size=(cfg["n_walkers"], N_GLOBAL)),
-                         start[..., N_GLOBAL:].reshape(cfg["n_walkers"], -1)], axis=1)
+    p0 = np.concatenate(
+        [
+            np.broadcast_to(truth, (cfg["n_walkers"], N_GLOBAL)) + 0.01 * rng.normal(size=(cfg["n_walkers"], N_GLOBAL)),
+            start[..., N_GLOBAL:].reshape(cfg["n_walkers"], -1),
+        ],
+        axis=1,
+    )
     sampler = emcee.EnsembleSampler(cfg["n_walkers"], dim, log_post, vectorize=True)
     sampler._random = np.random.mtrand.RandomState(int(rng.integers(2**31)))
     t0 = time.perf_counter()
@@ -62,13 +69,22 @@ def main(smk):
     # walkers and its autocorrelation time grows ~linearly with dim, so the wall time for a fixed number of
     # independent samples grows ~ n^3 (a lower bound, n^1, if the steps and walkers did not have to grow).
     factor = 1000.0 / n
-    out = {"n_stars": n, "dim": dim, "n_walkers": cfg["n_walkers"], "n_steps": cfg["n_steps"], "wall_s": wall,
-           "seconds_per_log_posterior": per_eval, "autocorr_time_globals": tau,
-           "acceptance_fraction": float(np.mean(sampler.acceptance_fraction)),
-           "estimate_mean": chain.mean(0).tolist(), "estimate_sd": chain.std(0).tolist(), "truth": truth.tolist(),
-           "extrapolated_1000_stars_s": {"linear_lower_bound": wall * factor, "cubic": wall * factor ** 3},
-           "note": "short chain on the emulator; not converged for the locals in general (see autocorr_time); "
-                   "the study: ~42 h of HMC for 200 stars"}
+    out = {
+        "n_stars": n,
+        "dim": dim,
+        "n_walkers": cfg["n_walkers"],
+        "n_steps": cfg["n_steps"],
+        "wall_s": wall,
+        "seconds_per_log_posterior": per_eval,
+        "autocorr_time_globals": tau,
+        "acceptance_fraction": float(np.mean(sampler.acceptance_fraction)),
+        "estimate_mean": chain.mean(0).tolist(),
+        "estimate_sd": chain.std(0).tolist(),
+        "truth": truth.tolist(),
+        "extrapolated_1000_stars_s": {"linear_lower_bound": wall * factor, "cubic": wall * factor**3},
+        "note": "short chain on the emulator; not converged for the locals in general (see autocorr_time); "
+        "the study: ~42 h of HMC for 200 stars",
+    }
     log.info("emcee: %d stars, %d dims, %.1f s (%.2e s per log-posterior); tau %.0f", n, dim, wall, per_eval, tau)
     with open(smk.output.timing, "w") as f:
         json.dump(out, f, indent=2)

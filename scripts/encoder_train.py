@@ -8,8 +8,16 @@ from galaxy_sbi.workflow import run_script, runtime
 def main(smk):
     data = load_family(list(smk.input.cubes))
     outputs = {k: smk.output[k] for k in ("model", "metrics", "history")}
-    train_encoder(data, smk.params.work_dir, smk.params.encoder, smk.params.seed, threads=smk.threads,
-                  progress=True, outputs=outputs, runtime=runtime(smk, "encoder"))
+    train_encoder(
+        data,
+        smk.params.work_dir,
+        smk.params.encoder,
+        smk.params.seed,
+        threads=smk.threads,
+        progress=True,
+        outputs=outputs,
+        runtime=runtime(smk, "encoder"),
+    )
 
 
 run_script(main, snakemake)  # noqa: F821

@@ -10,8 +10,14 @@ from galaxy_sbi.workflow import run_script
 def main(smk):
     data = load_family(list(smk.input.cubes))
     with xr.open_dataset(smk.input.latents) as latents:
-        interpretation_plots(latents.load(), data, dict(smk.output.items()), smk.params.latents,
-                             history=smk.input.history, seed=smk.params.seed)
+        interpretation_plots(
+            latents.load(),
+            data,
+            dict(smk.output.items()),
+            smk.params.latents,
+            history=smk.input.history,
+            seed=smk.params.seed,
+        )
 
 
 run_script(main, snakemake)  # noqa: F821

@@ -5,11 +5,11 @@ import logging
 
 import numpy as np
 
-from galaxy_sbi.spectra.posterior import train_label_posterior
+from galaxy_sbi.seeding import derived_seed
 from galaxy_sbi.spectra.datasets import load_family
 from galaxy_sbi.spectra.encoder import load_encoder
 from galaxy_sbi.spectra.latents import latents_and_labels, log_uniform_snr, noisy_latents
-from galaxy_sbi.spectra.sfh import derived_seed
+from galaxy_sbi.spectra.posterior import train_label_posterior
 from galaxy_sbi.workflow import run_script, runtime
 
 log = logging.getLogger("npe_train")
@@ -34,19 +34,30 @@ def main(smk):
             snr = log_uniform_snr(clean, noise["snr_range"], snr_seed)
             x = np.concatenate([x, noisy_latents(model, flux, snr, noise_seed, batch_size)])
             labels = np.concatenate([labels, labels[:clean]])
-        log.info("%d clean + %d noisy latent vectors (S/N %g-%g, log-uniform)", clean, len(x) - clean,
-                 *noise["snr_range"])
+        log.info(
+            "%d clean + %d noisy latent vectors (S/N %g-%g, log-uniform)", clean, len(x) - clean, *noise["snr_range"]
+        )
     log.info("training NPE (%s) on %d latent vectors, labels %s", settings["parametrisation"], len(x), names)
     post = train_label_posterior(labels, x, names, settings, seed=smk.params.seed)
     post.info["latents"] = str(smk.input.latents)
     post.save(smk.output.posterior)
     if "summary" in smk.output.keys():
         with open(smk.output.summary, "w") as f:
-            json.dump({"parametrisation": settings["parametrisation"], "labels": names,
-                       "theta": post.parametrisation.theta_names, "prior_low": post.low.tolist(),
-                       "prior_high": post.high.tolist(), "n_train": len(x),
-                       "noise": {"enabled": bool(noise), **(noise or {})},
-                       "dequantised": post.info.get("dequantised"), **post.summary}, f, indent=1)
+            json.dump(
+                {
+                    "parametrisation": settings["parametrisation"],
+                    "labels": names,
+                    "theta": post.parametrisation.theta_names,
+                    "prior_low": post.low.tolist(),
+                    "prior_high": post.high.tolist(),
+                    "n_train": len(x),
+                    "noise": {"enabled": bool(noise), **(noise or {})},
+                    "dequantised": post.info.get("dequantised"),
+                    **post.summary,
+                },
+                f,
+                indent=1,
+            )
 
 
 if __name__ == "__main__":

@@ -11,8 +11,11 @@ def main(smk):
     cfg, seed = smk.params.spectra, smk.params.seed
     with xr.open_dataset(smk.input.sfh) as sfh, xr.open_dataset(smk.input.grid) as grid:
         cube = build_cell(sfh.load(), grid.load(), smk.wildcards.cell, cfg, seed)
-    cube.attrs.update(provenance_attrs({"spectra": cfg, "seed": seed},
-                                       stage=f"spectra_cell {smk.wildcards.family} {smk.wildcards.cell}"))
+    cube.attrs.update(
+        provenance_attrs(
+            {"spectra": cfg, "seed": seed}, stage=f"spectra_cell {smk.wildcards.family} {smk.wildcards.cell}"
+        )
+    )
     cube.attrs["sfh_config_hash"] = sfh.attrs.get("config_hash", "?")
     cube.attrs["ssp_config_hash"] = grid.attrs.get("config_hash", "?")
     storage = runtime(smk, "spectra")

@@ -16,8 +16,10 @@ def main(smk):
         names = [str(p) for p in cubes[0]["parameter"].values]
         labels = np.concatenate([c["labels"].values for c in cubes])
         split = np.concatenate([c["split"].values.astype(str) for c in cubes])
-        title = (f"{cubes[0].attrs['family']} labels: {len(labels)} spectra in {len(cubes)} cells "
-                 f"({', '.join(f'{s} {np.mean(split == s):.0%}' for s in ('train', 'validation', 'test'))})")
+        title = (
+            f"{cubes[0].attrs['family']} labels: {len(labels)} spectra in {len(cubes)} cells "
+            f"({', '.join(f'{s} {np.mean(split == s):.0%}' for s in ('train', 'validation', 'test'))})"
+        )
         plot_label_distributions(labels, names, split, smk.output.labels, title=title)
     finally:
         for cube in cubes:

@@ -3,8 +3,7 @@ over-confident one does not."""
 
 import numpy as np
 
-from galaxy_sbi.inference.calibration import (coverage_band, credibility_gaussian, credibility_grid,
-                                              empirical_coverage)
+from galaxy_sbi.inference.calibration import coverage_band, credibility_gaussian, credibility_grid, empirical_coverage
 
 LEVELS = np.linspace(0.05, 0.95, 19)
 

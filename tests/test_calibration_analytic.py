@@ -2,9 +2,15 @@
 
 import numpy as np
 
-from galaxy_sbi.inference.calibration import (coverage_band, credibility_samples, empirical_coverage,
-                                              sbc_ranks_from_samples, sbc_uniformity_pvalues, tarp_from_samples)
-from galaxy_sbi.inference.calibration import COVERAGE_LEVELS
+from galaxy_sbi.inference.calibration import (
+    COVERAGE_LEVELS,
+    coverage_band,
+    credibility_samples,
+    empirical_coverage,
+    sbc_ranks_from_samples,
+    sbc_uniformity_pvalues,
+    tarp_from_samples,
+)
 
 
 def _gaussian_case(n=1000, s=500, d=2, sigma_post_factor=1.0, seed=0):
@@ -32,7 +38,7 @@ def test_calibrated_gaussian_coverage_is_inside_the_binomial_band():
 
 
 def test_overconfident_gaussian_is_flagged():
-    theta, samples = _gaussian_case(sigma_post_factor=0.5)   # sigma too small by 2x
+    theta, samples = _gaussian_case(sigma_post_factor=0.5)  # sigma too small by 2x
     cred = credibility_samples(samples, theta)
     cov = empirical_coverage(cred[:, 0], COVERAGE_LEVELS)
     lo, _ = coverage_band(len(theta), COVERAGE_LEVELS, confidence=0.99)

@@ -43,8 +43,9 @@ def test_an_uninformative_star_leaves_the_corrected_product_unchanged():
     means, covs = np.array([[-2.2, -2.8]]), np.diag([0.01, 0.02])[None]
     base = combine_gaussian(means, covs, m0, p0_cov, prior_in_each=True)
     # a star whose posterior is wider than the prior (a noisy fit) adds nothing instead of negative precision
-    wide = combine_gaussian(np.vstack([means, m0]), np.concatenate([covs, 2 * p0_cov[None]]), m0, p0_cov,
-                            prior_in_each=True)
+    wide = combine_gaussian(
+        np.vstack([means, m0]), np.concatenate([covs, 2 * p0_cov[None]]), m0, p0_cov, prior_in_each=True
+    )
     np.testing.assert_allclose(wide[1], base[1], rtol=1e-10)
     np.testing.assert_allclose(wide[0], base[0], rtol=1e-10)
 
@@ -69,8 +70,14 @@ def _gaussian_grid(mean, cov, n=81, width=6.0):
     logp = -0.5 * np.einsum("gi,ij,gj->g", d, np.linalg.inv(cov), d)
     w = np.exp(logp - logp.max())
     w /= w.sum()
-    return {"mean": w @ pts, "cov": np.cov(pts.T, aweights=w, bias=True), "points": pts, "weights": w,
-            "grid_step": np.array([a[1] - a[0], b[1] - b[0]]), "credibility": 0.0}
+    return {
+        "mean": w @ pts,
+        "cov": np.cov(pts.T, aweights=w, bias=True),
+        "points": pts,
+        "weights": w,
+        "grid_step": np.array([a[1] - a[0], b[1] - b[0]]),
+        "credibility": 0.0,
+    }
 
 
 def test_systematic_kernel_adds_its_covariance_and_widens_the_credible_region():
@@ -83,7 +90,7 @@ def test_systematic_kernel_adds_its_covariance_and_widens_the_credible_region():
     same = add_systematics(grid, np.zeros((2, 2)))
     np.testing.assert_array_equal(same["cov"], grid["cov"])
     sys_cov = np.diag([0.006**2, 0.004**2])
-    truth = mean + np.array([0.012, 0.0])          # 4 statistical sd off, ~1.8 total sd
+    truth = mean + np.array([0.012, 0.0])  # 4 statistical sd off, ~1.8 total sd
     out = add_systematics(grid, sys_cov, truth=truth, n_grid=60)
     np.testing.assert_allclose(np.sqrt(np.diag(out["cov"])), np.sqrt(np.diag(cov + sys_cov)), rtol=0.03)
     m2 = 0.012**2 / out["cov"][0, 0]
@@ -115,7 +122,7 @@ def test_robust_systematic_cov_recovers_the_kernel_and_drops_a_tail_outlier():
     sys_cov = np.array([[0.008**2, 0.5 * 0.008 * 0.012], [0.5 * 0.008 * 0.012, 0.012**2]])
     stat = np.diag([0.003**2, 0.005**2])
     d = rng.multivariate_normal([0, 0], sys_cov + stat, size=400)
-    d[0] = [0.05, 0.19]                              # a galaxy in the far tail of the prior
+    d[0] = [0.05, 0.19]  # a galaxy in the far tail of the prior
     est, inlier = robust_systematic_cov(d, np.broadcast_to(stat, (400, 2, 2)))
     assert not inlier[0] and inlier.mean() > 0.97
     np.testing.assert_allclose(np.sqrt(np.diag(est)), [0.008, 0.012], rtol=0.15)
@@ -129,8 +136,14 @@ def test_coarse_zoom_stages_give_the_full_grid_posterior(monkeypatch):
     from galaxy_sbi.chem import multistar
     from galaxy_sbi.chem.priors import Priors
 
-    priors = Priors.from_config({"mean": [-2.3, -2.89, -0.3, 0.55, 0.5], "sigma": [0.3, 0.3, 0.3, 0.1, 0.1],
-                                 "birth_time_gyr": [1.0, 13.8], "uniform_width_sigma": 5})
+    priors = Priors.from_config(
+        {
+            "mean": [-2.3, -2.89, -0.3, 0.55, 0.5],
+            "sigma": [0.3, 0.3, 0.3, 0.1, 0.1],
+            "birth_time_gyr": [1.0, 13.8],
+            "uniform_width_sigma": 5,
+        }
+    )
     centre, sd_star = np.array([-2.25, -2.95]), np.array([0.08, 0.13])
     n_eval = []
 

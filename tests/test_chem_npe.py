@@ -43,8 +43,16 @@ def test_global_training_set_from_the_simulator_keeps_accepted_sets_and_fits_the
     from galaxy_sbi.chem.npe import training_set
 
     rng = np.random.default_rng(0)
-    theta, x, info = training_set(None, PRIORS, 1500, 0.05, rng, kind="global", source="simulator",
-                                  yields=load_yields({"source": "vice", "preset": "tng_like", "directory": None}))
+    theta, x, info = training_set(
+        None,
+        PRIORS,
+        1500,
+        0.05,
+        rng,
+        kind="global",
+        source="simulator",
+        yields=load_yields({"source": "vice", "preset": "tng_like", "directory": None}),
+    )
     assert theta.shape == (1500, 2) and x.shape == (1500, 8) and np.isfinite(x).all()
     assert np.all((theta >= PRIORS.low[:2]) & (theta <= PRIORS.high[:2]))
     lp = info["acceptance"].log_p(np.array([[-2.9, -2.89], [-2.3, -2.89], [-1.7, -2.89]]))

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from galaxy_sbi.chem.packaged import tng_yields_dir
 from galaxy_sbi.chem import ELEMENTS, load_chempy_yields, run_model, simulate
+from galaxy_sbi.chem.packaged import tng_yields_dir
 
 MU = np.array([-2.3, -2.89, -0.3, 0.55, 0.5])
 SIGMA = np.array([0.3, 0.3, 0.3, 0.1, 0.1])

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from galaxy_sbi.chem import ELEMENTS, chempy_backend, load_chempy_yields, run_model, simulate
 from galaxy_sbi.chem.packaged import tng_yields_dir
-from galaxy_sbi.chem import ELEMENTS, load_chempy_yields, run_model, simulate
-from galaxy_sbi.chem import chempy_backend
 
 
 @pytest.fixture(scope="module")
@@ -23,14 +22,18 @@ def test_tng_tables_as_specified(tng):
     np.testing.assert_allclose(tng.snii.metallicities, [0, 0.001, 0.004, 0.02], rtol=1e-6)
     np.testing.assert_allclose(tng.agb.metallicities, [0.0001, 0.004, 0.008, 0.02], rtol=1e-6)
     assert len(tng.agb.masses) == 17
-    np.testing.assert_allclose(tng.snii.bin_edges[::-1], [100, 80, 50, 35, 27.5, 22.5, 19, 16.5, 14, 12.5,
-                                                          10.5, 8.5, 8])
-    np.testing.assert_allclose(tng.agb.bin_edges[::-1], [8, 7.25, 6.5, 5.75, 5.25, 4.75, 4.25, 3.75, 3.25,
-                                                         2.75, 2.375, 2.125, 1.95, 1.825, 1.625, 1.375,
-                                                         1.125, 1], rtol=1e-7)
+    np.testing.assert_allclose(
+        tng.snii.bin_edges[::-1], [100, 80, 50, 35, 27.5, 22.5, 19, 16.5, 14, 12.5, 10.5, 8.5, 8]
+    )
+    np.testing.assert_allclose(
+        tng.agb.bin_edges[::-1],
+        [8, 7.25, 6.5, 5.75, 5.25, 4.75, 4.25, 3.75, 3.25, 2.75, 2.375, 2.125, 1.95, 1.825, 1.625, 1.375, 1.125, 1],
+        rtol=1e-7,
+    )
     snia = dict(zip(ELEMENTS, tng.snia_yields))
-    expect = dict(H=0, He=0, C=0.048301402, N=1.16132e-6, O=0.14300004, Ne=0.00451846, Mg=0.0085723009,
-                  Si=0.152601, Fe=0.74346298)
+    expect = dict(
+        H=0, He=0, C=0.048301402, N=1.16132e-6, O=0.14300004, Ne=0.00451846, Mg=0.0085723009, Si=0.152601, Fe=0.74346298
+    )
     for e, v in expect.items():
         assert snia[e] == pytest.approx(v, rel=1e-6, abs=1e-12), e
     assert tng.snia_hydrogen_removed == pytest.approx(1.374341607 - 0.3 * 2.156, rel=1e-7)
@@ -57,10 +60,15 @@ def test_single_metallicity_table_means_no_metallicity_dependence(tng):
     from galaxy_sbi.chem import YieldSet, YieldTable
 
     t = tng.snii
-    one = YieldTable(t.masses, t.metallicities[3:], t.net_yields[3:], t.remnant[3:], t.untraced_net[3:],
-                     t.mass_range)
-    two = YieldTable(t.masses, np.array([0.001, 0.02]), np.concatenate([t.net_yields[3:]] * 2),
-                     np.concatenate([t.remnant[3:]] * 2), np.concatenate([t.untraced_net[3:]] * 2), t.mass_range)
+    one = YieldTable(t.masses, t.metallicities[3:], t.net_yields[3:], t.remnant[3:], t.untraced_net[3:], t.mass_range)
+    two = YieldTable(
+        t.masses,
+        np.array([0.001, 0.02]),
+        np.concatenate([t.net_yields[3:]] * 2),
+        np.concatenate([t.remnant[3:]] * 2),
+        np.concatenate([t.untraced_net[3:]] * 2),
+        t.mass_range,
+    )
     theta = np.array([[-2.3, -2.89, -0.3, 0.55, 0.5, 13.0], [-2.0, -2.6, -0.5, 0.6, 0.3, 6.0]])
     out1, v1 = simulate(theta, YieldSet(one, tng.agb, tng.snia_yields, tng.snia_hydrogen_removed))
     out2, v2 = simulate(theta, YieldSet(two, tng.agb, tng.snia_yields, tng.snia_hydrogen_removed))
@@ -116,8 +124,16 @@ def test_vice_ccsn_reproduces_published_gross_yields(vice_set):
 def test_vice_sets_run_and_behave(vice_set):
     rng = np.random.default_rng(5)
     n = 64
-    theta = np.column_stack([rng.uniform(-2.6, -2.0, n), rng.uniform(-3.2, -2.6, n), rng.uniform(-0.6, 0.0, n),
-                             rng.uniform(0.45, 0.65, n), rng.uniform(0.3, 0.7, n), rng.uniform(2, 13.8, n)])
+    theta = np.column_stack(
+        [
+            rng.uniform(-2.6, -2.0, n),
+            rng.uniform(-3.2, -2.6, n),
+            rng.uniform(-0.6, 0.0, n),
+            rng.uniform(0.45, 0.65, n),
+            rng.uniform(0.3, 0.7, n),
+            rng.uniform(2, 13.8, n),
+        ]
+    )
     out, valid = simulate(theta, vice_set)
     assert valid.mean() > 0.8 and np.isfinite(out[valid]).all()
     r = run_model(theta, vice_set)
@@ -151,14 +167,15 @@ def test_vice_ccsn_yields_interpolate_between_the_tables_a_study_has():
     from galaxy_sbi.chem.yields import vice_ccsn_fractional
 
     def imf(m):
-        return m ** -2.3
+        return m**-2.3
 
     at = {mh: vice_ccsn_fractional(vice, "o", "NKT13", mh, imf) for mh in (-0.24, 0.0, 0.15)}
     assert at[-0.24] > 0 and at[0.15] > 0
     w = 0.24 / 0.39
     assert at[0.0] == pytest.approx((1 - w) * at[-0.24] + w * at[0.15], rel=1e-12)
     assert vice_ccsn_fractional(vice, "o", "NKT13", 3.0, imf) == pytest.approx(
-        vice_ccsn_fractional(vice, "o", "NKT13", 0.55, imf))  # clamped to the last table
+        vice_ccsn_fractional(vice, "o", "NKT13", 0.55, imf)
+    )  # clamped to the last table
     assert vice_ccsn_fractional(vice, "eu", "NKT13", 0.0, imf) == 0.0  # not reported: zero by design
     with pytest.raises(ValueError, match="unknown VICE CCSN study"):
         vice_ccsn_fractional(vice, "o", "XX99", 0.0, imf)
@@ -191,6 +208,7 @@ def test_vice_missing_gives_install_hint(monkeypatch):
 
 
 # ---------------------------------------------------------------- real CHEMPY backend
+
 
 def test_chempy_backend_missing_gives_install_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, "Chempy", None)

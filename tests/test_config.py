@@ -138,9 +138,23 @@ def test_snakemake_stops_before_any_job(tmp_path, repo_root, override, expected)
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(override))
     result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(repo_root / "Snakefile"), "-d", str(tmp_path),
-         "--configfile", str(bad), "-n", "--cores", "1"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(repo_root / "Snakefile"),
+            "-d",
+            str(tmp_path),
+            "--configfile",
+            str(bad),
+            "-n",
+            "--cores",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     output = result.stdout + result.stderr
     assert result.returncode != 0
@@ -148,9 +162,17 @@ def test_snakemake_stops_before_any_job(tmp_path, repo_root, override, expected)
     assert "Job stats" not in output
 
 
-@pytest.mark.parametrize("value,ok", [("naive", True), ({"parametric": "log_gaps", "nonparametric": "naive"}, True),
-                                      ({"parametric": "log_gaps"}, True), ({"parametrik": "naive"}, False),
-                                      ({"parametric": "sorted"}, False), ("sorted", False)])
+@pytest.mark.parametrize(
+    "value,ok",
+    [
+        ("naive", True),
+        ({"parametric": "log_gaps", "nonparametric": "naive"}, True),
+        ({"parametric": "log_gaps"}, True),
+        ({"parametrik": "naive"}, False),
+        ({"parametric": "sorted"}, False),
+        ("sorted", False),
+    ],
+)
 def test_npe_parametrisation_is_one_kind_or_one_per_family(default_config, value, ok):
     from conftest import load_rule_glue
 

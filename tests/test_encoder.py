@@ -12,11 +12,17 @@ import pytest
 import torch
 import yaml
 
+from galaxy_sbi.inference.metrics import r2_scores
 from galaxy_sbi.spectra import realism
 from galaxy_sbi.spectra.datasets import FamilyData
-from galaxy_sbi.inference.metrics import r2_scores
-from galaxy_sbi.spectra.encoder import (Augmenter, EncoderModule, SpectrumEncoder, load_encoder,
-                                        robust_loss, train_encoder)
+from galaxy_sbi.spectra.encoder import (
+    Augmenter,
+    EncoderModule,
+    SpectrumEncoder,
+    load_encoder,
+    robust_loss,
+    train_encoder,
+)
 
 PAPER = dict(filters=(128, 256, 512), kernels=(5, 11, 21), pooling=(5, 11), mlp_hidden=(128, 64, 32))
 SMALL = dict(filters=(4, 4, 8), kernels=(5, 11, 21), pooling=(5, 11), mlp_hidden=(8,))
@@ -33,18 +39,26 @@ def synthetic_family(n=48, n_wave=256, seed=0) -> FamilyData:
     flux += 0.005 * rng.standard_normal(flux.shape)
     labels = np.stack([t * 0.8, t, met], axis=1)
     split = np.array(["train"] * (n - 16) + ["validation"] * 8 + ["test"] * 8)
-    return FamilyData(flux=flux.astype(np.float32), labels=labels.astype(np.float32), split=split,
-                      sfh_index=np.arange(n) % (n // 2), cell=np.where(met < 0, "m-0.40", "m+0.00"),
-                      metallicity=met, alpha=None, wavelength=wave, parameters=["t10", "t50", "metallicity"],
-                      family="parametric", attrs={})
+    return FamilyData(
+        flux=flux.astype(np.float32),
+        labels=labels.astype(np.float32),
+        split=split,
+        sfh_index=np.arange(n) % (n // 2),
+        cell=np.where(met < 0, "m-0.40", "m+0.00"),
+        metallicity=met,
+        alpha=None,
+        wavelength=wave,
+        parameters=["t10", "t50", "metallicity"],
+        family="parametric",
+        attrs={},
+    )
 
 
 @pytest.fixture(scope="module")
 def settings(repo_root):
     cfg = yaml.safe_load((repo_root / "config" / "config.yaml").read_text())["encoder"]
     cfg = copy.deepcopy(cfg)
-    cfg.update(filters=[4, 4, 8], mlp_hidden=[8], head_hidden=[8], batch_size=16, max_epochs=3,
-               learning_rate=3e-3)
+    cfg.update(filters=[4, 4, 8], mlp_hidden=[8], head_hidden=[8], batch_size=16, max_epochs=3, learning_rate=3e-3)
     cfg["early_stopping"]["patience"] = 10
     return cfg
 
@@ -112,8 +126,13 @@ def test_torch_broadening_matches_the_realism_operator():
 
 
 def _aug_settings(**kw):
-    s = {"enabled": True, "probability": 1.0, "snr_range": [50.0, 50.0], "sigma_kms_range": [0.0, 0.0],
-         "mask": {"probability": 0.0, "max_windows": 0, "width_angstrom": [10.0, 20.0]}}
+    s = {
+        "enabled": True,
+        "probability": 1.0,
+        "snr_range": [50.0, 50.0],
+        "sigma_kms_range": [0.0, 0.0],
+        "mask": {"probability": 0.0, "max_windows": 0, "width_angstrom": [10.0, 20.0]},
+    }
     s.update(kw)
     return s
 
@@ -126,8 +145,12 @@ def test_augmentation_operators():
     noisy = Augmenter(data.wavelength, _aug_settings())(flux)
     ratio = float((noisy - flux).std() / flux.median())
     assert abs(ratio - 1 / 50) < 0.002  # noise at S/N 50 of the median flux
-    masked = Augmenter(data.wavelength, _aug_settings(
-        snr_range=[1e6, 1e6], mask={"probability": 1.0, "max_windows": 2, "width_angstrom": [20.0, 40.0]}))(flux)
+    masked = Augmenter(
+        data.wavelength,
+        _aug_settings(
+            snr_range=[1e6, 1e6], mask={"probability": 1.0, "max_windows": 2, "width_angstrom": [20.0, 40.0]}
+        ),
+    )(flux)
     zero_frac = (masked == 0).float().mean(dim=1)
     assert torch.all(zero_frac > 0) and torch.all(zero_frac < 0.25)  # every spectrum has 1-2 windows of 20-40 A
     assert torch.equal(flux, torch.from_numpy(data.flux))  # the input is never modified
@@ -137,7 +160,9 @@ def test_augmentation_only_in_training_and_only_when_enabled():
     data = synthetic_family(n=8)
     batch = (torch.from_numpy(data.flux), torch.from_numpy(data.labels))
     for enabled in (True, False):
-        module = EncoderModule(data.flux.shape[1], data.parameters, **SMALL, augmentation=_aug_settings(enabled=enabled))
+        module = EncoderModule(
+            data.flux.shape[1], data.parameters, **SMALL, augmentation=_aug_settings(enabled=enabled)
+        )
         module.set_data_stats(data.wavelength, data.labels)
         module._trainer = SimpleNamespace(training=True)
         changed = not torch.equal(module.on_after_batch_transfer(batch)[0], batch[0])
@@ -175,8 +200,11 @@ def test_training_writes_products_and_resumes_after_an_interruption(tmp_path, se
     torch.testing.assert_close(model.flux_mean, torch.from_numpy(data.flux[data.split == "train"].mean(0)))
     latents, pred = model.encode(data.flux)
     assert latents.shape == (48, 16) and pred.shape == (48, 3)
-    np.testing.assert_allclose(r2_scores(data.labels[data.split == "test"], pred[data.split == "test"]),
-                               list(metrics["r2_test"].values()), atol=1e-4)
+    np.testing.assert_allclose(
+        r2_scores(data.labels[data.split == "test"], pred[data.split == "test"]),
+        list(metrics["r2_test"].values()),
+        atol=1e-4,
+    )
 
     # a finished run is not resumed: a forced re-run, or changed settings, start afresh
     again = train_encoder(data, tmp_path, settings, seed=3, progress=False)

@@ -16,8 +16,9 @@ def _name(requirement: str) -> str:
 
 
 def test_environment_file_is_generated_from_pyproject(repo_root):
-    result = subprocess.run([sys.executable, str(repo_root / "envs/sync_env.py"), "--check"], capture_output=True,
-                            text=True)
+    result = subprocess.run(
+        [sys.executable, str(repo_root / "envs/sync_env.py"), "--check"], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

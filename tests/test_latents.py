@@ -8,11 +8,17 @@ import numpy as np
 import pytest
 import xarray as xr
 import yaml
+from test_encoder import synthetic_family
 
 from galaxy_sbi.spectra.encoder import load_encoder, train_encoder
-from galaxy_sbi.spectra.latents import (correlation_matrix, equivalent_width, export_latents, flux_correlation,
-                                        interpretation_plots, subsample)
-from test_encoder import synthetic_family
+from galaxy_sbi.spectra.latents import (
+    correlation_matrix,
+    equivalent_width,
+    export_latents,
+    flux_correlation,
+    interpretation_plots,
+    subsample,
+)
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +92,9 @@ def test_subsample_is_seeded_and_sorted():
 def test_interpretation_plots_are_written(trained, tmp_path, config):
     data, ckpt, settings = trained
     path = export_latents(data, ckpt, tmp_path / "p.nc", config["latents"]["batch_size"])
-    outputs = {k: tmp_path / f"{k}.png" for k in ("distributions", "correlation", "flux_correlation", "umap",
-                                                  "performance")}
+    outputs = {
+        k: tmp_path / f"{k}.png" for k in ("distributions", "correlation", "flux_correlation", "umap", "performance")
+    }
     cfg = copy.deepcopy(config["latents"])
     cfg["umap"].update(n_neighbors=5)
     with xr.open_dataset(path) as ds:

@@ -22,7 +22,7 @@ def test_log_gaps_round_trip_and_order():
     labels = _labels(200, rng)
     par = LabelParametrisation("log_gaps", NAMES)
     assert np.allclose(par.to_labels(par.to_theta(labels)), labels, atol=8 * par.min_gap)  # gaps floored at min_gap
-    theta = par.to_theta(labels) + rng.normal(0, 2.0, labels.shape)     # any theta maps to ordered percentiles
+    theta = par.to_theta(labels) + rng.normal(0, 2.0, labels.shape)  # any theta maps to ordered percentiles
     assert order_violation_fraction(par.to_labels(theta), NAMES) == 0.0
     naive = LabelParametrisation("naive", NAMES)
     assert order_violation_fraction(naive.to_labels(labels + rng.normal(0, 2.0, labels.shape)), NAMES) > 0.5
@@ -34,7 +34,7 @@ def _linexp_labels(n, rng):
     from galaxy_sbi.spectra.sfh import linexp_percentiles
 
     t0, log_tau = rng.uniform(0.0, 5.0, n), rng.uniform(-0.5, 0.7, n)
-    return np.column_stack([linexp_percentiles(t0, 10 ** log_tau, 0.0, 14.0), rng.uniform(-2.0, 0.2, n)])
+    return np.column_stack([linexp_percentiles(t0, 10**log_tau, 0.0, 14.0), rng.uniform(-2.0, 0.2, n)])
 
 
 def test_linexp_round_trip_order_and_guard():
@@ -45,14 +45,25 @@ def test_linexp_round_trip_order_and_guard():
     assert theta.shape == (300, 3) and par.theta_names == ["t0", "log10_tau", "metallicity"]
     np.testing.assert_allclose(par.to_labels(theta), labels, atol=1e-8)
     # any theta in the box maps to ordered percentiles
-    random_theta = np.column_stack([rng.uniform(-0.2, 5.2, (1000, 1)), rng.uniform(-0.55, 0.75, (1000, 1)),
-                                    rng.uniform(-2, 0.2, (1000, 1))])
+    random_theta = np.column_stack(
+        [rng.uniform(-0.2, 5.2, (1000, 1)), rng.uniform(-0.55, 0.75, (1000, 1)), rng.uniform(-2, 0.2, (1000, 1))]
+    )
     assert order_violation_fraction(par.to_labels(random_theta[None]), NAMES) == 0.0
     with pytest.raises(ValueError, match="sfh_window"):
         LabelParametrisation("linexp", NAMES)
-    settings = dict(parametrisation="linexp", sfh_window=(0.0, 14.0), model="maf", hidden_features=8,
-                    num_transforms=1, batch_size=64, learning_rate=1e-3, max_epochs=1, stop_after_epochs=1,
-                    validation_fraction=0.1, prior_padding=0.05)
+    settings = dict(
+        parametrisation="linexp",
+        sfh_window=(0.0, 14.0),
+        model="maf",
+        hidden_features=8,
+        num_transforms=1,
+        batch_size=64,
+        learning_rate=1e-3,
+        max_epochs=1,
+        stop_after_epochs=1,
+        validation_fraction=0.1,
+        prior_padding=0.05,
+    )
     # labels that are not those of linear-exponential SFHs are refused
     with pytest.raises(ValueError, match="not those of linear-exponential"):
         train_label_posterior(_labels(100, rng), rng.normal(size=(100, 4)), NAMES, settings)
@@ -62,9 +73,19 @@ def test_linexp_posterior_saves_and_reloads(tmp_path):
     rng = np.random.default_rng(2)
     labels = _linexp_labels(400, rng)
     x = np.column_stack([labels[:, [0, 4, 8, 9]]]) + rng.normal(0, 0.05, (400, 4))
-    settings = dict(parametrisation="linexp", sfh_window=(0.0, 14.0), model="maf", hidden_features=16,
-                    num_transforms=2, batch_size=64, learning_rate=1e-3, max_epochs=3, stop_after_epochs=2,
-                    validation_fraction=0.1, prior_padding=0.05)
+    settings = dict(
+        parametrisation="linexp",
+        sfh_window=(0.0, 14.0),
+        model="maf",
+        hidden_features=16,
+        num_transforms=2,
+        batch_size=64,
+        learning_rate=1e-3,
+        max_epochs=3,
+        stop_after_epochs=2,
+        validation_fraction=0.1,
+        prior_padding=0.05,
+    )
     post = train_label_posterior(labels[:350], x[:350], NAMES, settings, seed=0)
     loaded = SpectraPosterior.load(post.save(tmp_path / "p.pt"))
     assert loaded.parametrisation.kind == "linexp" and tuple(loaded.parametrisation.sfh_window) == (0.0, 14.0)
@@ -76,22 +97,34 @@ def test_linexp_posterior_saves_and_reloads(tmp_path):
 def test_point_metrics_known_values():
     true = np.arange(100.0)[:, None]
     m = point_metrics(true, true + 1.0, ["t50"])["t50"]
-    assert m["bias"] == 1.0 and m["scatter_nmad"] == 0.0 and m["rmse"] == 1.0 and m["r2"] == pytest.approx(1 - 1 / 833.25)
+    assert (
+        m["bias"] == 1.0 and m["scatter_nmad"] == 0.0 and m["rmse"] == 1.0 and m["r2"] == pytest.approx(1 - 1 / 833.25)
+    )
 
 
 def test_train_save_load_sample(tmp_path):
     rng = np.random.default_rng(1)
     labels = _labels(600, rng)
     x = np.column_stack([labels, labels[:, :4] ** 0.5]) + rng.normal(0, 0.05, (600, 14))
-    settings = dict(parametrisation="log_gaps", model="maf", hidden_features=16, num_transforms=2, batch_size=64,
-                    learning_rate=1e-3, max_epochs=4, stop_after_epochs=2, validation_fraction=0.1, prior_padding=0.05)
+    settings = dict(
+        parametrisation="log_gaps",
+        model="maf",
+        hidden_features=16,
+        num_transforms=2,
+        batch_size=64,
+        learning_rate=1e-3,
+        max_epochs=4,
+        stop_after_epochs=2,
+        validation_fraction=0.1,
+        prior_padding=0.05,
+    )
     post = train_label_posterior(labels[:500], x[:500], NAMES, settings, seed=0)
     path = post.save(tmp_path / "posterior.pt")
     loaded = SpectraPosterior.load(path)
     assert loaded.names == NAMES and loaded.parametrisation.kind == "log_gaps"
     a = post.sample_labels(x[500:520], 30, seed=3)
     b = loaded.sample_labels(x[500:520], 30, seed=3)
-    assert a.shape == (30, 20, 10) and np.allclose(a, b)                 # same draws after a reload
+    assert a.shape == (30, 20, 10) and np.allclose(a, b)  # same draws after a reload
     theta = loaded.sample_theta(x[500:520], 30, seed=3)
     inside = ((theta >= loaded.low - 1e-6) & (theta <= loaded.high + 1e-6)).all(-1)
     assert inside.mean() > 0.5 and np.all(np.isfinite(theta))  # leaked samples are resampled in-box
@@ -102,7 +135,7 @@ def test_train_save_load_sample(tmp_path):
 
 
 def test_dequantise_spreads_each_value_over_its_cell():
-    grid = [-2.2, -1.8, -1.0, 0.2]                       # uneven spacing on purpose
+    grid = [-2.2, -1.8, -1.0, 0.2]  # uneven spacing on purpose
     g, low, high = grid_cells(grid)
     np.testing.assert_allclose(low, [-2.4, -2.0, -1.4, -0.4])
     np.testing.assert_allclose(high, [-2.0, -1.4, -0.4, 0.8])
@@ -113,10 +146,10 @@ def test_dequantise_spreads_each_value_over_its_cell():
         s = d[values == v]
         assert lo <= s.min() and s.max() <= hi
         assert s.mean() == pytest.approx(0.5 * (lo + hi), abs=0.01 * (hi - lo))
-        assert s.std() == pytest.approx((hi - lo) / np.sqrt(12), rel=0.02)   # uniform over the cell
+        assert s.std() == pytest.approx((hi - lo) / np.sqrt(12), rel=0.02)  # uniform over the cell
     with pytest.raises(ValueError, match="not on the grid"):
         dequantise([-2.2, -1.5], grid, rng)
-    lenient = dequantise(np.full(1000, -1.5), grid, rng, strict=False)   # centred on itself, the nearest cell's width
+    lenient = dequantise(np.full(1000, -1.5), grid, rng, strict=False)  # centred on itself, the nearest cell's width
     assert -1.5 - 0.3 <= lenient.min() and lenient.max() <= -1.5 + 0.3 and np.ptp(lenient) > 0.5
     # grids are found in fitted values (merged within 1e-4 of the range); continuous values are refused
     fitted = np.repeat([0.0, 0.1, 0.2], 50) + rng.normal(0, 1e-6, 150)
@@ -139,11 +172,12 @@ def test_randomised_pit_calibrates_a_discrete_posterior():
     samples = grid[pick((s, n))]
     levels = np.linspace(0.05, 0.95, 19)
     lo, hi = coverage_band(n, levels, confidence=0.999)
-    calibrated = empirical_coverage(credibility_samples(dequantise(samples, grid, rng)[..., None],
-                                                        dequantise(truth, grid, rng)[:, None]), levels)
+    calibrated = empirical_coverage(
+        credibility_samples(dequantise(samples, grid, rng)[..., None], dequantise(truth, grid, rng)[:, None]), levels
+    )
     assert np.all((calibrated >= lo - 0.01) & (calibrated <= hi + 0.01))
     bare = empirical_coverage(credibility_samples(dequantise(samples, grid, rng)[..., None], truth[:, None]), levels)
-    assert np.max(np.abs(bare - levels)) > 0.05          # the grid value sits at a cell centre: too often inside
+    assert np.max(np.abs(bare - levels)) > 0.05  # the grid value sits at a cell centre: too often inside
 
 
 def test_dequantised_training_saves_its_grid(tmp_path):
@@ -153,24 +187,35 @@ def test_dequantised_training_saves_its_grid(tmp_path):
     labels[:, -1] = rng.choice(grid, 400)
     # t0 and tau on a grid too (the parametric family's), fitted back from the percentiles by linexp
     from galaxy_sbi.spectra.sfh import linexp_percentiles
+
     t0, log_tau = rng.choice([0.0, 1.0, 2.0, 3.0], 400), rng.choice([-0.2, 0.0, 0.2, 0.4], 400)
-    labels[:, :9] = linexp_percentiles(t0, 10 ** log_tau, 0.0, 14.0)
+    labels[:, :9] = linexp_percentiles(t0, 10**log_tau, 0.0, 14.0)
     x = labels[:, [0, 4, 8, 9]] + rng.normal(0, 0.02, (400, 4))
-    settings = dict(parametrisation="linexp", sfh_window=(0.0, 14.0), model="maf", hidden_features=16,
-                    num_transforms=2, batch_size=64, learning_rate=1e-3, max_epochs=3, stop_after_epochs=2,
-                    validation_fraction=0.1, prior_padding=0.05,
-                    dequantise=["metallicity", "alpha", "t0", "log10_tau"])
+    settings = dict(
+        parametrisation="linexp",
+        sfh_window=(0.0, 14.0),
+        model="maf",
+        hidden_features=16,
+        num_transforms=2,
+        batch_size=64,
+        learning_rate=1e-3,
+        max_epochs=3,
+        stop_after_epochs=2,
+        validation_fraction=0.1,
+        prior_padding=0.05,
+        dequantise=["metallicity", "alpha", "t0", "log10_tau"],
+    )
     post = train_label_posterior(labels[:350], x[:350], NAMES, settings, seed=0)
-    assert list(post.grids) == ["metallicity", "t0", "log10_tau"]      # alpha is not among the labels
+    assert list(post.grids) == ["metallicity", "t0", "log10_tau"]  # alpha is not among the labels
     np.testing.assert_allclose(post.grids["log10_tau"], [-0.2, 0.0, 0.2, 0.4], atol=1e-5)
-    assert post.low[-1] < -2.25 and post.high[-1] > 0.25               # the prior holds the end cells
+    assert post.low[-1] < -2.25 and post.high[-1] > 0.25  # the prior holds the end cells
     loaded = SpectraPosterior.load(post.save(tmp_path / "p.pt"))
     np.testing.assert_allclose(loaded.grids["metallicity"], grid)
     ev = evaluate_posterior(loaded, x[350:], labels[350:], 30, seed=1)
     truth = ev["arrays"]["calibration_truth"]
     shift = truth - labels[350:]
     assert 0 < np.abs(shift[:, -1]).max() <= 0.25
-    assert np.abs(shift[:, 4]).max() > 0.01                            # t50 moves with its (t0, tau) cell
+    assert np.abs(shift[:, 4]).max() > 0.01  # t50 moves with its (t0, tau) cell
     t0_cell = LabelParametrisation("linexp", NAMES, sfh_window=(0.0, 14.0)).to_theta(truth)[:, 0] - t0[350:]
     assert np.all(np.abs(t0_cell) <= 0.5 + 1e-6)
     assert "dequantised" in ev["metrics"]["coverage"]
@@ -185,12 +230,23 @@ def test_onecycle_schedule_learns_a_known_gaussian_posterior():
     theta = rng.uniform(-3, 3, (4000, 2))
     x = theta + rng.normal(0, 0.1, theta.shape)
     prior = box_prior(np.full(2, -3.0), np.full(2, 3.0))
-    post, summary = train_npe(theta, x, prior, model="nsf", hidden_features=32, num_transforms=2, batch_size=128,
-                              learning_rate=3e-3, max_epochs=30, seed=0, schedule="onecycle")
+    post, summary = train_npe(
+        theta,
+        x,
+        prior,
+        model="nsf",
+        hidden_features=32,
+        num_transforms=2,
+        batch_size=128,
+        learning_rate=3e-3,
+        max_epochs=30,
+        seed=0,
+        schedule="onecycle",
+    )
     assert summary["schedule"] == "onecycle" and summary["epochs"] == 30 == len(summary["validation_loss"])
     assert summary["validation_loss"][summary["best_epoch"] - 1] == min(summary["validation_loss"])
     x_test = np.array([[-1.0, 0.5], [0.3, 1.2], [1.5, -0.7]])
-    s = sample(post, x_test, 2000, seed=1)                      # (S, N, 2)
+    s = sample(post, x_test, 2000, seed=1)  # (S, N, 2)
     assert np.abs(s.mean(0) - x_test).max() < 0.06
     assert ((s.std(0) > 0.07) & (s.std(0) < 0.2)).all()  # 0.1, from a prior sd of 1.7 (30 short epochs)
     with pytest.raises(ValueError, match="schedule"):

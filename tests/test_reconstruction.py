@@ -3,13 +3,22 @@
 import numpy as np
 import xarray as xr
 
-from galaxy_sbi.spectra.reconstruction import (Reconstructor, cumulative_from_percentiles, reconstruct_observed,
-                                                 residual_rms, sfh_from_cumulative)
+from galaxy_sbi.spectra.reconstruction import (
+    Reconstructor,
+    cumulative_from_percentiles,
+    reconstruct_observed,
+    residual_rms,
+    sfh_from_cumulative,
+)
 from galaxy_sbi.spectra.sfh import make_parametric, percentile_times
 from galaxy_sbi.spectra.synth import forward, native_weights
 
-PAR = {"time_gyr": {"start": 0.0, "stop": 14.0, "step": 0.01}, "t0_gyr": {"start": 0.0, "stop": 5.0, "step": 0.05},
-       "log10_tau_gyr": {"start": -0.5, "stop": 0.7, "step": 0.012}, "thin": 10}
+PAR = {
+    "time_gyr": {"start": 0.0, "stop": 14.0, "step": 0.01},
+    "t0_gyr": {"start": 0.0, "stop": 5.0, "step": 0.05},
+    "log10_tau_gyr": {"start": -0.5, "stop": 0.7, "step": 0.012},
+    "thin": 10,
+}
 
 
 def _toy_grid(rng):
@@ -21,15 +30,19 @@ def _toy_grid(rng):
     for i, m in enumerate(met):
         for j, a in enumerate(ages):
             slope = np.log10(a / 0.03) * (1 + 0.3 * m)
-            lines = 1 - 0.3 * np.log10(a / 0.02) * np.exp(-0.5 * ((wave[:, None] - [3950, 4300, 4861, 5175]) / 8) ** 2).sum(1)
+            lines = 1 - 0.3 * np.log10(a / 0.02) * np.exp(
+                -0.5 * ((wave[:, None] - [3950, 4300, 4861, 5175]) / 8) ** 2
+            ).sum(1)
             flux[i, j] = (wave / 5500) ** slope * lines / (1 + a)
-    return xr.Dataset({"flux": (("metallicity", "age", "wavelength"), flux)},
-                      coords={"metallicity": met, "age": ages, "wavelength": wave})
+    return xr.Dataset(
+        {"flux": (("metallicity", "age", "wavelength"), flux)},
+        coords={"metallicity": met, "age": ages, "wavelength": wave},
+    )
 
 
 def test_cumulative_curve_is_monotone_and_hits_the_percentiles():
     t = np.linspace(0, 14, 1401)
-    p = np.array([[1.0, 2.0, 2.0, 3.0, 5.0, 6.0, 9.0, 8.5, 12.0]])         # a tie and an order break
+    p = np.array([[1.0, 2.0, 2.0, 3.0, 5.0, 6.0, 9.0, 8.5, 12.0]])  # a tie and an order break
     for ends in ("extrapolate", "grid"):
         cum = cumulative_from_percentiles(t, p, ends=ends)[0]
         assert cum[0] == 0.0 and cum[-1] == 1.0 and np.all(np.diff(cum) >= -1e-12)
@@ -62,6 +75,6 @@ def test_true_percentiles_reproduce_the_input_spectrum():
     mask = np.ones(truth.shape[1], bool)
     mask[100:150] = False
     observed = truth[0] * 3.7
-    observed[100:150] = 1e6                                                  # garbage in the masked window
+    observed[100:150] = 1e6  # garbage in the masked window
     r = reconstruct_observed(rec, observed, np.repeat(labels[:1], 5, axis=0), names, mask=mask)
     assert r["rms"] < 0.03 and r["band"].shape == (2, truth.shape[1])

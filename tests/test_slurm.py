@@ -39,9 +39,23 @@ pytestmark = pytest.mark.skipif(_cluster() is not None, reason=str(_cluster()))
 
 
 def snakemake(repo_root, workdir, targets, *options, extra_configs=(), timeout=1500):
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(repo_root / "Snakefile"), "-d", str(workdir),
-           "--profile", str(repo_root / "profiles/slurm"), *options,
-           "--configfile", str(repo_root / "tests/configs/tiny.yaml"), *map(str, extra_configs), "--", *targets]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(repo_root / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--profile",
+        str(repo_root / "profiles/slurm"),
+        *options,
+        "--configfile",
+        str(repo_root / "tests/configs/tiny.yaml"),
+        *map(str, extra_configs),
+        "--",
+        *targets,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
@@ -52,8 +66,12 @@ def job_counts(dry_run_stdout: str) -> dict[str, int]:
 
 def scheduler_record(since: str) -> list[dict]:
     """sacct's rows of the jobs submitted since `since` (allocations only), printed for the CI log."""
-    result = subprocess.run(["sacct", "-X", "-n", "-P", "-S", since, "--format=JobID,Comment%80,AllocTRES%60,State,ExitCode"],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-S", since, "--format=JobID,Comment%80,AllocTRES%60,State,ExitCode"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     print("sacct -X --format=JobID,Comment,AllocTRES,State,ExitCode:\n" + result.stdout)
     rows = []
     for line in result.stdout.splitlines():
@@ -105,8 +123,9 @@ def test_a_failing_job_fails_the_run(repo_root, tmp_path):
     # age_edges 'error' the cube job refuses them (an InputError inside the job, not at DAG time)
     (tmp_path / "fail.yaml").write_text("spectra:\n  age_edges: error\n")
     since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 1))
-    run = snakemake(repo_root, tmp_path, ["results/spectra/parametric/m-0.20.nc"],
-                    extra_configs=[tmp_path / "fail.yaml"])
+    run = snakemake(
+        repo_root, tmp_path, ["results/spectra/parametric/m-0.20.nc"], extra_configs=[tmp_path / "fail.yaml"]
+    )
     print(run.stdout[-4000:] + run.stderr[-4000:])
     assert run.returncode != 0
     assert "Error in rule spectra_cell" in run.stdout + run.stderr

@@ -131,7 +131,9 @@ def test_milespy_reader_alpha_variable(tmp_path):
     repo = write_milespy_repository(tmp_path / "my_miles.hdf5")
     lib = ssp.load_milespy(repo, AGES, METS, [0.0, 0.4])
     assert lib["flux"].dims == ("alpha", "metallicity", "age", "wavelength")
-    np.testing.assert_allclose(lib.flux.sel(alpha=0.4, age=10.0, metallicity=0.06).values, fake_flux(10.0, 0.06, 0.4), rtol=1e-6)
+    np.testing.assert_allclose(
+        lib.flux.sel(alpha=0.4, age=10.0, metallicity=0.06).values, fake_flux(10.0, 0.06, 0.4), rtol=1e-6
+    )
     np.testing.assert_allclose(lib.wavelength.values, WAVE0 + DWAVE * np.arange(NPIX))
     assert lib.attrs["source"] == "milespy"
 
@@ -140,7 +142,9 @@ def test_milespy_reader_base_models(tmp_path):
     repo = write_milespy_repository(tmp_path / "my_miles.hdf5")
     lib = ssp.load_milespy(repo, AGES, METS, ssp.BASE_ALPHA)
     assert not ssp.has_alpha(lib)
-    np.testing.assert_allclose(lib.flux.sel(age=1.0, metallicity=-0.35).values, fake_flux(1.0, -0.35, ssp.BASE_ALPHA), rtol=1e-6)
+    np.testing.assert_allclose(
+        lib.flux.sel(age=1.0, metallicity=-0.35).values, fake_flux(1.0, -0.35, ssp.BASE_ALPHA), rtol=1e-6
+    )
 
 
 def test_milespy_reader_errors_name_the_file(tmp_path):
@@ -177,8 +181,13 @@ def test_interpolation_is_linear_between_nodes():
     f = cube.flux.values.astype(np.float64)
     # [M/H] -0.5 halfway between -1.0 and 0.0; 0.1 a quarter of the way from 0.0 to 0.4
     expected_met = np.stack([0.5 * f[:, 0] + 0.5 * f[:, 1], 0.75 * f[:, 1] + 0.25 * f[:, 2]], axis=1)
-    expected = np.stack([expected_met[0], 0.5 * expected_met[0] + 0.5 * expected_met[1],
-                         0.25 * expected_met[0] + 0.75 * expected_met[1]])
+    expected = np.stack(
+        [
+            expected_met[0],
+            0.5 * expected_met[0] + 0.5 * expected_met[1],
+            0.25 * expected_met[0] + 0.75 * expected_met[1],
+        ]
+    )
     np.testing.assert_allclose(out.flux.values, expected, rtol=2e-7)
     assert out.flux.dims == ("alpha", "metallicity", "age", "wavelength")
     assert out.flux.dtype == np.float32

@@ -10,18 +10,74 @@ from galaxy_sbi.errors import InputError
 from galaxy_sbi.spectra import sfh, synth
 from galaxy_sbi.spectra.ssp import MILES_WAVELENGTH, ssp_dataset
 
-MILES_AGES = [0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.09, 0.10, 0.15, 0.20, 0.25, 0.30, 0.35, 0.40, 0.45, 0.50,
-              0.60, 0.70, 0.80, 0.90, 1.00, 1.25, 1.50, 1.75, 2.00, 2.25, 2.50, 2.75, 3.00, 3.25, 3.50, 3.75,
-              4.00, 4.50, 5.00, 5.50, 6.00, 6.50, 7.00, 7.50, 8.00, 8.50, 9.00, 9.50, 10.00, 10.50, 11.00,
-              11.50, 12.00, 12.50, 13.00, 13.50, 14.00]
+MILES_AGES = [
+    0.03,
+    0.04,
+    0.05,
+    0.06,
+    0.07,
+    0.08,
+    0.09,
+    0.10,
+    0.15,
+    0.20,
+    0.25,
+    0.30,
+    0.35,
+    0.40,
+    0.45,
+    0.50,
+    0.60,
+    0.70,
+    0.80,
+    0.90,
+    1.00,
+    1.25,
+    1.50,
+    1.75,
+    2.00,
+    2.25,
+    2.50,
+    2.75,
+    3.00,
+    3.25,
+    3.50,
+    3.75,
+    4.00,
+    4.50,
+    5.00,
+    5.50,
+    6.00,
+    6.50,
+    7.00,
+    7.50,
+    8.00,
+    8.50,
+    9.00,
+    9.50,
+    10.00,
+    10.50,
+    11.00,
+    11.50,
+    12.00,
+    12.50,
+    13.00,
+    13.50,
+    14.00,
+]
 PARAMETRIC = {
     "time_gyr": {"start": 0.0, "stop": 14.0, "step": 0.01},
     "t0_gyr": {"start": 0.0, "stop": 5.0, "step": 0.05},
     "log10_tau_gyr": {"start": -0.5, "stop": 0.7, "step": 0.012},
     "thin": 25,
 }
-SPECTRA = {"split": {"train": 0.8, "validation": 0.1, "test": 0.1}, "normalisation": "median",
-           "age_edges": "clamp", "chunk_samples": 16, "complevel": 1}
+SPECTRA = {
+    "split": {"train": 0.8, "validation": 0.1, "test": 0.1},
+    "normalisation": "median",
+    "age_edges": "clamp",
+    "chunk_samples": 16,
+    "complevel": 1,
+}
 
 
 def fake_ssps(n_met=2, n_alpha=None, seed=0):
@@ -32,8 +88,14 @@ def fake_ssps(n_met=2, n_alpha=None, seed=0):
     shape = ((n_alpha,) if n_alpha else ()) + (n_met, ages.size, wave.size)
     slope = np.log10(ages)[:, None] * (wave[None, :] / 5000 - 1)
     flux = 1e-4 * np.exp(-slope) / ages[:, None] ** 0.8 * (1 + 0.2 * rng.random(shape))
-    return ssp_dataset(flux, ages, np.linspace(-0.2, 0.0, n_met), wave,
-                       alphas=np.linspace(0, 0.4, n_alpha) if n_alpha else None, attrs={"source": "fake"})
+    return ssp_dataset(
+        flux,
+        ages,
+        np.linspace(-0.2, 0.0, n_met),
+        wave,
+        alphas=np.linspace(0, 0.4, n_alpha) if n_alpha else None,
+        attrs={"source": "fake"},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +120,9 @@ def test_interpolation_matrix_is_exact_on_native_ages_and_clamps():
 
 
 def test_mass_weights_sum_to_one(parametric):
-    W, below, above = synth.native_weights(parametric.time.values, parametric.cumulative_mass_fraction.values,
-                                           MILES_AGES, 14.0)
+    W, below, above = synth.native_weights(
+        parametric.time.values, parametric.cumulative_mass_fraction.values, MILES_AGES, 14.0
+    )
     np.testing.assert_allclose(W.sum(axis=1), 1.0, atol=1e-12)
     assert np.all(W >= 0)
     dM = synth.mass_weights(parametric.cumulative_mass_fraction.values)
@@ -103,7 +166,11 @@ def test_split_is_seeded_shared_and_has_the_fractions():
 
 
 def test_cells_follow_the_ssp_source():
-    ssp = {"source": "fastar", "alpha_models": [0.0, 0.4], "interpolate": {"metallicities": [-0.2, 0.0], "alphas": [0.0, 0.4]}}
+    ssp = {
+        "source": "fastar",
+        "alpha_models": [0.0, 0.4],
+        "interpolate": {"metallicities": [-0.2, 0.0], "alphas": [0.0, 0.4]},
+    }
     assert synth.spectra_cells({"ssp": ssp}) == ["m-0.20", "m+0.00"]
     ssp["source"] = "milespy"
     assert synth.spectra_cells({"ssp": ssp}) == ["m-0.20_a0.00", "m-0.20_a0.40", "m+0.00_a0.00", "m+0.00_a0.40"]

@@ -29,8 +29,17 @@ def tiny_configs(repo_root, workdir) -> list[str]:
 
 
 def build_tiny(repo_root, workdir) -> subprocess.CompletedProcess:
-    return snakemake(repo_root, workdir, "--cores", "2", "--configfile", *tiny_configs(repo_root, workdir),
-                     "--", *TINY_TARGETS, timeout=1800)
+    return snakemake(
+        repo_root,
+        workdir,
+        "--cores",
+        "2",
+        "--configfile",
+        *tiny_configs(repo_root, workdir),
+        "--",
+        *TINY_TARGETS,
+        timeout=1800,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -75,10 +84,29 @@ def test_dry_run_lists_the_stages(repo_root, tmp_path):
 
 def test_building_the_dag_imports_no_ml_library(repo_root, tmp_path):
     """`snakemake -n` stays a matter of seconds: the rule files import no torch, sbi, lightning or jax."""
-    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "snakemake", "-s", str(repo_root / "Snakefile"),
-                             "-d", str(tmp_path), "-n", "--cores", "1"], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-m",
+            "snakemake",
+            "-s",
+            str(repo_root / "Snakefile"),
+            "-d",
+            str(tmp_path),
+            "-n",
+            "--cores",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
-    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    imported = {
+        line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")
+    }
     assert imported, "no -X importtime output"
     assert not imported & {"torch", "sbi", "lightning", "jax", "fastar", "dense_basis"}, imported & {"torch", "sbi"}
 
@@ -114,16 +142,27 @@ def test_tiny_run_builds_the_ssp_stage(repo_root, tiny_workdir):
     # Changing only the interpolation grid re-runs the interpolation, not the expensive library.
     change = tmp_path / "change.yaml"
     change.write_text("ssp:\n  interpolate:\n    metallicities: [-0.1]\n    alphas: [0.0]\n")
-    rerun = snakemake(repo_root, tmp_path, "ssp", "-n", "--nolock", "--cores", "1", "--configfile",
-                      *tiny_configs(repo_root, tmp_path), str(change))
+    rerun = snakemake(
+        repo_root,
+        tmp_path,
+        "ssp",
+        "-n",
+        "--nolock",
+        "--cores",
+        "1",
+        "--configfile",
+        *tiny_configs(repo_root, tmp_path),
+        str(change),
+    )
     assert rerun.returncode == 0, rerun.stderr
     assert scheduled_jobs(rerun.stdout) - {"ssp"} == {"ssp_interpolate"}  # "ssp" is the target rule itself
 
 
 @pytest.mark.slow
 def test_tiny_run_builds_the_spectra_stage(repo_root, tmp_path):
-    dry = snakemake(repo_root, tmp_path, "spectra", "-n", "--cores", "1", "--configfile",
-                    str(repo_root / "tests/configs/tiny.yaml"))
+    dry = snakemake(
+        repo_root, tmp_path, "spectra", "-n", "--cores", "1", "--configfile", str(repo_root / "tests/configs/tiny.yaml")
+    )
     assert dry.returncode == 0, dry.stderr
     counts = job_counts(dry.stdout)
     assert counts["spectra_cell"] == 2 * 2  # two families x two [M/H] cells (FASTAR: no [alpha/Fe] axis)
@@ -151,8 +190,11 @@ def test_tiny_run_builds_the_encoder_and_latents(repo_root, tiny_workdir):
     """One family end to end (SSPs -> spectra -> encoder -> latents -> plots); encoder changes re-run only stage 3."""
     tmp_path = tiny_workdir
     plots = ["distributions", "correlation", "flux_correlation", "umap", "encoder_performance"]
-    targets = ["results/encoder/parametric/metrics.json", "results/latents/parametric.nc",
-               *[f"results/latents/parametric/{p}.png" for p in plots]]
+    targets = [
+        "results/encoder/parametric/metrics.json",
+        "results/latents/parametric.nc",
+        *[f"results/latents/parametric/{p}.png" for p in plots],
+    ]
     metrics = json.loads((tmp_path / "results/encoder/parametric/metrics.json").read_text())
     assert metrics["epochs_run"] == 2 and metrics["accelerator"] == "cpu"
     assert set(metrics["r2_test"]) == {f"t{p}" for p in range(10, 100, 10)} | {"metallicity"}
@@ -168,8 +210,18 @@ def test_tiny_run_builds_the_encoder_and_latents(repo_root, tiny_workdir):
     # changing only an encoder setting re-runs the encoder stage and nothing upstream
     change = tmp_path / "change.yaml"
     change.write_text("encoder:\n  learning_rate: 0.01\n")
-    rerun = snakemake(repo_root, tmp_path, *targets, "-n", "--nolock", "--cores", "1", "--configfile",
-                      *tiny_configs(repo_root, tmp_path), str(change))
+    rerun = snakemake(
+        repo_root,
+        tmp_path,
+        *targets,
+        "-n",
+        "--nolock",
+        "--cores",
+        "1",
+        "--configfile",
+        *tiny_configs(repo_root, tmp_path),
+        str(change),
+    )
     assert rerun.returncode == 0, rerun.stderr
     assert scheduled_jobs(rerun.stdout) == {"encoder_train", "latents_export", "latents_plots"}
 
@@ -177,13 +229,20 @@ def test_tiny_run_builds_the_encoder_and_latents(repo_root, tiny_workdir):
 @pytest.mark.slow
 def test_tiny_run_builds_the_chem_graph(repo_root, tiny_workdir, tmp_path):
     """The whole CHEMPY graph on the tiny config: every listed product of results/chem/."""
-    dry = snakemake(repo_root, tmp_path, "chem", "-n", "--cores", "1", "--configfile",
-                    str(repo_root / "tests/configs/tiny.yaml"))
+    dry = snakemake(
+        repo_root, tmp_path, "chem", "-n", "--cores", "1", "--configfile", str(repo_root / "tests/configs/tiny.yaml")
+    )
     assert dry.returncode == 0, dry.stderr
     assert job_counts(dry.stdout)["chem_simulate"] == 2  # one job per chunk
     out = tiny_workdir / "results/chem"
-    for name in ("emulator_loss.png", "emulator_ape.png", "npe_sbc.png", "npe_tarp.png", "multistar_vs_nstars.png",
-                 "coverage.png"):
+    for name in (
+        "emulator_loss.png",
+        "emulator_ape.png",
+        "npe_sbc.png",
+        "npe_tarp.png",
+        "multistar_vs_nstars.png",
+        "coverage.png",
+    ):
         assert (out / name).stat().st_size > 10_000, name
     table = (out / "table.csv").read_text().splitlines()
     assert table[0].startswith("data set,combination,stars,alpha_IMF")
@@ -209,11 +268,25 @@ def test_tiny_run_builds_the_posterior_stage(repo_root, tiny_workdir):
     """One family end to end through the ANPE stage: NPE, evaluation (clean + S/N), ordering study, reconstruction."""
     tmp_path = tiny_workdir
     ev = tmp_path / "results/evaluation/parametric"
-    targets = [f"results/evaluation/parametric/{f}" for f in
-               ("metrics.json", "ordering.json", "reconstruction.json", "accuracy.png", "coverage.png", "sbc.png",
-                "tarp.png", "accuracy_vs_snr.png", "reconstruction.png", "reconstruction_rms.png")]
+    targets = [
+        f"results/evaluation/parametric/{f}"
+        for f in (
+            "metrics.json",
+            "ordering.json",
+            "reconstruction.json",
+            "accuracy.png",
+            "coverage.png",
+            "sbc.png",
+            "tarp.png",
+            "accuracy_vs_snr.png",
+            "reconstruction.png",
+            "reconstruction_rms.png",
+        )
+    ]
     metrics = json.loads((ev / "metrics.json").read_text())
-    assert {"labels", "coverage", "tarp", "snr", "order_violation_fraction", "r2_t50", "parametrisation"} <= set(metrics)
+    assert {"labels", "coverage", "tarp", "snr", "order_violation_fraction", "r2_t50", "parametrisation"} <= set(
+        metrics
+    )
     assert set(metrics["labels"]) == {f"t{p}" for p in range(10, 100, 10)} | {"metallicity"}
     assert {"r2", "bias", "scatter_nmad", "outlier_fraction"} <= set(metrics["labels"]["t50"])
     # linexp (the default for this family) cannot break the order; the ordering study trains naive beside it
@@ -230,7 +303,7 @@ def test_tiny_run_builds_the_posterior_stage(repo_root, tiny_workdir):
     training = json.loads((tmp_path / "results/npe/parametric/training.json").read_text())
     with xr.open_dataset(tmp_path / "results/latents/parametric.nc") as lat:
         n_fit = int((lat["split"].values.astype(str) != "test").sum())
-    assert training["noise"]["enabled"] and training["n_train"] == 2 * n_fit      # clean + one noisy copy
+    assert training["noise"]["enabled"] and training["n_train"] == 2 * n_fit  # clean + one noisy copy
     assert set(training["dequantised"]) == {"metallicity", "t0", "log10_tau"} and "dequantised" in metrics["coverage"]
     assert not json.loads((tmp_path / "results/npe/nonparametric/training.json").read_text())["noise"]["enabled"]
     for png in targets[3:]:
@@ -255,21 +328,50 @@ RERUN_CASES = [
     ("latents", "latents: {umap: {n_neighbors: 4}}", ["latents_plots"]),
     ("latents", "latents: {batch_size: 64}", []),  # pure inference
     ("npe", "npe: {learning_rate: 0.002}", ["npe_train", "npe_train_alternative"]),
-    ("npe", "npe: {noise: {snr_range: [20.0, 200.0]}}",  # the noise-aware family only
-     ["results/npe/parametric/posterior.pt", "results/npe/parametric/posterior_naive.pt",
-      "results/evaluation/parametric/metrics.json"]),
+    (
+        "npe",
+        "npe: {noise: {snr_range: [20.0, 200.0]}}",  # the noise-aware family only
+        [
+            "results/npe/parametric/posterior.pt",
+            "results/npe/parametric/posterior_naive.pt",
+            "results/evaluation/parametric/metrics.json",
+        ],
+    ),
     ("evaluation", "evaluation: {n_samples: 40}", ["npe_evaluate", "npe_ordering_study"]),
     ("evaluation", "evaluation: {reconstruction: {n_plot: 1}}", ["reconstruction"]),
     ("evaluation", "evaluation: {encode_batch_size: 64}", []),  # pure inference
-    ("chem.priors", "chem: {priors: {birth_time_gyr: [1.5, 13.8]}}",
-     ["chem_simulate", "chem_npe", "results/chem/datasets/simulator.npz", "results/chem/datasets/simulator_alt.npz",
-      "results/chem/datasets/vice.npz", "chem_systematics", "chem_multistar", "chem_coverage", "chem_timing",
-      "chem_emulator"]),
-    ("chem.yields", "chem: {yields: {source: vice, preset: tng_like}}",
-     ["chem_simulate", "results/chem/npe_global.pt", "results/chem/datasets/simulator.npz", "chem_systematics",
-      "chem_coverage"]),
-    ("chem.alternative_yields", "chem: {alternative_yields: {preset: tng_like}}",
-     ["results/chem/datasets/simulator_alt.npz"]),
+    (
+        "chem.priors",
+        "chem: {priors: {birth_time_gyr: [1.5, 13.8]}}",
+        [
+            "chem_simulate",
+            "chem_npe",
+            "results/chem/datasets/simulator.npz",
+            "results/chem/datasets/simulator_alt.npz",
+            "results/chem/datasets/vice.npz",
+            "chem_systematics",
+            "chem_multistar",
+            "chem_coverage",
+            "chem_timing",
+            "chem_emulator",
+        ],
+    ),
+    (
+        "chem.yields",
+        "chem: {yields: {source: vice, preset: tng_like}}",
+        [
+            "chem_simulate",
+            "results/chem/npe_global.pt",
+            "results/chem/datasets/simulator.npz",
+            "chem_systematics",
+            "chem_coverage",
+        ],
+    ),
+    (
+        "chem.alternative_yields",
+        "chem: {alternative_yields: {preset: tng_like}}",
+        ["results/chem/datasets/simulator_alt.npz"],
+    ),
     ("chem.simulate", "chem: {simulate: {n_validation: 40}}", ["chem_simulate"]),
     ("chem.emulator", "chem: {emulator: {epochs: 3}}", ["chem_emulator"]),
     ("chem.npe", "chem: {npe: {joint: {hidden_features: 9}}}", ["results/chem/npe_joint.pt"]),
@@ -283,8 +385,20 @@ RERUN_CASES = [
 
 
 def _dry_run(repo_root, workdir, *extra):
-    result = snakemake(repo_root, workdir, "-n", "--nolock", "--cores", "1", "--configfile",
-                       *tiny_configs(repo_root, workdir), *extra, "--", *TINY_TARGETS, timeout=300)
+    result = snakemake(
+        repo_root,
+        workdir,
+        "-n",
+        "--nolock",
+        "--cores",
+        "1",
+        "--configfile",
+        *tiny_configs(repo_root, workdir),
+        *extra,
+        "--",
+        *TINY_TARGETS,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     return {k: v for k, v in job_counts(result.stdout).items() if k not in TARGET_RULES}
 
@@ -307,8 +421,11 @@ def test_a_config_change_reruns_exactly_the_stages_that_read_it(repo_root, tiny_
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(check, enumerate(RERUN_CASES)))
-    wrong = [f"{section}: `{override}` re-runs {got}, expected {expected}"
-             for section, override, got, expected in results if got != expected]
+    wrong = [
+        f"{section}: `{override}` re-runs {got}, expected {expected}"
+        for section, override, got, expected in results
+        if got != expected
+    ]
     assert not wrong, "\n".join(wrong)
 
 
@@ -335,13 +452,21 @@ def _numbers(obj, prefix=""):
 def test_the_same_seed_gives_the_same_products(repo_root, tiny_workdir, tmp_path):
     again = build_tiny(repo_root, tmp_path)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    products = sorted(p.relative_to(tiny_workdir) for p in (tiny_workdir / "results").rglob("*.nc")
-                      if p.parts[-2] in ("sfh",) or "spectra" in p.parts)
+    products = sorted(
+        p.relative_to(tiny_workdir)
+        for p in (tiny_workdir / "results").rglob("*.nc")
+        if p.parts[-2] in ("sfh",) or "spectra" in p.parts
+    )
     assert len(products) >= 2 + 4
     different = [str(p) for p in products if not filecmp.cmp(tiny_workdir / p, tmp_path / p, shallow=False)]
     assert not different, f"not byte-identical: {different}"
-    for metrics in ("evaluation/parametric/metrics.json", "evaluation/nonparametric/metrics.json",
-                    "encoder/parametric/metrics.json", "chem/metrics.json", "chem/emulator_metrics.json"):
+    for metrics in (
+        "evaluation/parametric/metrics.json",
+        "evaluation/nonparametric/metrics.json",
+        "encoder/parametric/metrics.json",
+        "chem/metrics.json",
+        "chem/emulator_metrics.json",
+    ):
         a = _numbers(json.loads((tiny_workdir / "results" / metrics).read_text()))
         b = _numbers(json.loads((tmp_path / "results" / metrics).read_text()))
         assert a.keys() == b.keys(), metrics
@@ -355,8 +480,17 @@ def test_the_same_seed_gives_the_same_products(repo_root, tiny_workdir, tmp_path
 @pytest.mark.slow
 def test_the_report_holds_every_plot_and_the_headline_numbers(repo_root, tiny_workdir):
     report = tiny_workdir / "report.html"
-    result = snakemake(repo_root, tiny_workdir, "--nolock", "--configfile", *tiny_configs(repo_root, tiny_workdir),
-                       "--report", str(report), "--", *TINY_TARGETS)
+    result = snakemake(
+        repo_root,
+        tiny_workdir,
+        "--nolock",
+        "--configfile",
+        *tiny_configs(repo_root, tiny_workdir),
+        "--report",
+        str(report),
+        "--",
+        *TINY_TARGETS,
+    )
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-3000:]
     assert "ERROR/" not in log and "Undefined substitution" not in log, log[-3000:]  # every caption renders

@@ -104,8 +104,11 @@ def _check_encoder(config: Mapping[str, Any]) -> None:
             f"attention weights), got {enc['filters'][-1]}"
         )
     aug = enc["augmentation"]
-    for key, (lo, hi) in (("snr_range", aug["snr_range"]), ("sigma_kms_range", aug["sigma_kms_range"]),
-                          ("mask.width_angstrom", aug["mask"]["width_angstrom"])):
+    for key, (lo, hi) in (
+        ("snr_range", aug["snr_range"]),
+        ("sigma_kms_range", aug["sigma_kms_range"]),
+        ("mask.width_angstrom", aug["mask"]["width_angstrom"]),
+    ):
         if lo > hi:
             raise ConfigError(f"invalid config: encoder.augmentation.{key} must be [low, high], got {[lo, hi]}")
 
@@ -115,21 +118,28 @@ def _check_chem(chem: Mapping[str, Any]) -> None:
     for key in ("yields", "alternative_yields"):
         source = chem[key]["source"]
         if source == "chempy" and not chem[key].get("directory"):
-            raise ConfigError(f"invalid config: chem.{key}.directory must name a CHEMPY yield folder when "
-                              f"chem.{key}.source is chempy")
+            raise ConfigError(
+                f"invalid config: chem.{key}.directory must name a CHEMPY yield folder when chem.{key}.source is chempy"
+            )
         if source == "vice" and not chem[key].get("preset"):
-            raise ConfigError(f"invalid config: chem.{key}.preset must name a VICE preset (tng_like, alternative) "
-                              f"when chem.{key}.source is vice")
+            raise ConfigError(
+                f"invalid config: chem.{key}.preset must name a VICE preset (tng_like, alternative) "
+                f"when chem.{key}.source is vice"
+            )
     lo, hi = chem["priors"]["birth_time_gyr"]
     if lo >= hi:
         raise ConfigError(f"invalid config: chem.priors.birth_time_gyr must be [low, high], got {[lo, hi]}")
     ms = chem["multistar"]
     if max(ms["star_counts"]) > ms["n_stars"]:
-        raise ConfigError(f"invalid config: chem.multistar.star_counts {ms['star_counts']} exceed "
-                          f"chem.multistar.n_stars = {ms['n_stars']}")
+        raise ConfigError(
+            f"invalid config: chem.multistar.star_counts {ms['star_counts']} exceed "
+            f"chem.multistar.n_stars = {ms['n_stars']}"
+        )
     if chem["simulate"]["chunks"] > chem["simulate"]["n_validation"]:
-        raise ConfigError("invalid config: chem.simulate.chunks must not exceed chem.simulate.n_validation "
-                          "(every chunk holds part of both sets)")
+        raise ConfigError(
+            "invalid config: chem.simulate.chunks must not exceed chem.simulate.n_validation "
+            "(every chunk holds part of both sets)"
+        )
 
 
 def config_hash(section: Any) -> str:

@@ -46,8 +46,17 @@ def mark_features(ax, features=SPECTRAL_FEATURES, label=True):
         if lo < wave < hi:
             ax.axvline(wave, color="0.6", lw=0.6, ls=":", zorder=0)
             if label:
-                ax.text(wave, 1.02, name, transform=ax.get_xaxis_transform(), rotation=90, ha="center",
-                        va="bottom", fontsize=7, color="0.3")
+                ax.text(
+                    wave,
+                    1.02,
+                    name,
+                    transform=ax.get_xaxis_transform(),
+                    rotation=90,
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                    color="0.3",
+                )
 
 
 def _nearest(values: np.ndarray, wanted) -> list[float]:
@@ -97,8 +106,10 @@ def plot_ssp_overview(library: xr.Dataset, ages_gyr, metallicities, path: str | 
         ax = axes[-1]
         lo, hi = float(flux_by_alpha.alpha.min()), float(flux_by_alpha.alpha.max())
         for age in ages:
-            ratio = (flux_by_alpha.sel(alpha=hi, metallicity=mets[-1], age=age)
-                     / flux_by_alpha.sel(alpha=lo, metallicity=mets[-1], age=age)).values
+            ratio = (
+                flux_by_alpha.sel(alpha=hi, metallicity=mets[-1], age=age)
+                / flux_by_alpha.sel(alpha=lo, metallicity=mets[-1], age=age)
+            ).values
             ax.plot(wave, ratio / np.median(ratio), lw=0.7, color=cmap(norm(np.log10(age))), label=f"{age:g} Gyr")
         ax.set_ylabel(f"[α/Fe]={hi:+.1f} / {lo:+.1f}")
         ax.legend(title=f"[M/H] = {mets[-1]:+.2f}\nage", **legend_kw)
@@ -137,8 +148,9 @@ def plot_sfh_examples(sfh: xr.Dataset, path: str | Path, n: int = 6) -> Path:
     idx = _pick_examples(perc[:, len(names) // 2], n)
     ncols = 3
     nrows = int(np.ceil(len(idx) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(12, 3.0 * nrows), sharex=True, constrained_layout=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(12, 3.0 * nrows), sharex=True, constrained_layout=True, squeeze=False
+    )
     colors = plt.get_cmap("viridis")(np.linspace(0, 0.95, len(names)))
     for ax, i in zip(axes.flat, idx):
         sfr = sfh["sfr"].values[i]
@@ -159,7 +171,7 @@ def plot_sfh_examples(sfh: xr.Dataset, path: str | Path, n: int = 6) -> Path:
         ax.set_title(title + f" t50 = {perc[i, len(names) // 2]:.2f} Gyr", loc="left", fontsize=9)
         ax.set_ylabel("SFR [M$_\\odot$/yr]", fontsize=9)
         ax2.set_ylabel("cumulative mass", fontsize=8, color="0.3")
-    for ax in axes.flat[len(idx):]:
+    for ax in axes.flat[len(idx) :]:
         ax.set_visible(False)
     for ax in axes[-1]:
         ax.set_xlabel("cosmic time [Gyr]")
@@ -190,15 +202,24 @@ def plot_spectra_examples(cubes: list[xr.Dataset], path: str | Path, n: int = 5)
     norm = plt.Normalize(t50.min() - 0.5, t50.max() + 0.5)
     for i, t in zip(idx, t50):
         axes[0].plot(wave, middle["flux"].values[i], lw=0.6, color=cmap(norm(t)), label=f"t50 = {t:.2f} Gyr")
-    axes[0].set_title(f"{middle.attrs.get('family', '?')} spectra in cell {middle.attrs.get('cell', '?')}: "
-                      "SFHs of different t50 (cosmic time)", loc="left", fontsize=10, pad=34)
+    axes[0].set_title(
+        f"{middle.attrs.get('family', '?')} spectra in cell {middle.attrs.get('cell', '?')}: "
+        "SFHs of different t50 (cosmic time)",
+        loc="left",
+        fontsize=10,
+        pad=34,
+    )
     axes[0].legend(**legend_kw)
 
     i = int(idx[len(idx) // 2])
-    alpha0 = [c for c in cubes if "alpha" not in c.coords or float(c["alpha"]) == float(cubes[0].coords.get("alpha", 0))]
+    alpha0 = [
+        c for c in cubes if "alpha" not in c.coords or float(c["alpha"]) == float(cubes[0].coords.get("alpha", 0))
+    ]
     colors = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(alpha0)))
     for color, cube in zip(colors, alpha0):
-        axes[1].plot(wave, cube["flux"].values[i], lw=0.6, color=color, label=f"[M/H] = {float(cube['metallicity']):+.2f}")
+        axes[1].plot(
+            wave, cube["flux"].values[i], lw=0.6, color=color, label=f"[M/H] = {float(cube['metallicity']):+.2f}"
+        )
     title = f"SFH {int(middle['sample'].values[i])} (t50 = {labels[i, i50]:.2f} Gyr) across [M/H]"
     if "alpha" in cubes[0].coords:
         title += f" at [α/Fe] = {float(cubes[0]['alpha']):.2f}"
@@ -212,8 +233,9 @@ def plot_spectra_examples(cubes: list[xr.Dataset], path: str | Path, n: int = 5)
     return _save(fig, path)
 
 
-def plot_label_distributions(labels: np.ndarray, names: list[str], split: np.ndarray, path: str | Path,
-                             title: str = "") -> Path:
+def plot_label_distributions(
+    labels: np.ndarray, names: list[str], split: np.ndarray, path: str | Path, title: str = ""
+) -> Path:
     """One histogram per label, stacked by train / validation / test split."""
     import pandas as pd
     import seaborn as sns
@@ -232,13 +254,24 @@ def plot_label_distributions(labels: np.ndarray, names: list[str], split: np.nda
             binning = {"binwidth": width, "binrange": (values[0] - width / 2, values[-1] + width / 2)}
         else:
             binning = {"bins": 40}
-        sns.histplot(frame, x=name, hue="split", hue_order=order, multiple="stack", ax=ax, **binning,
-                     legend=ax is axes.flat[0], element="bars", linewidth=0, shrink=0.9)
+        sns.histplot(
+            frame,
+            x=name,
+            hue="split",
+            hue_order=order,
+            multiple="stack",
+            ax=ax,
+            **binning,
+            legend=ax is axes.flat[0],
+            element="bars",
+            linewidth=0,
+            shrink=0.9,
+        )
         unit = " [dex]" if name in ("metallicity", "alpha") else " [Gyr]"
         pretty = {"metallicity": "[M/H]", "alpha": "[α/Fe]"}.get(name, name)
         ax.set_xlabel(pretty + unit)
         ax.set_ylabel("")
-    for ax in axes.flat[len(names):]:
+    for ax in axes.flat[len(names) :]:
         ax.set_visible(False)
     fig.suptitle(title, fontsize=10)
     return _save(fig, path)
@@ -281,32 +314,58 @@ def plot_latent_correlation(corr: np.ndarray, path: str | Path, title: str = "")
     _style()
     k = len(corr)
     fig, ax = plt.subplots(figsize=(8.5, 7.2), constrained_layout=True)
-    sns.heatmap(corr, vmin=-1, vmax=1, cmap="RdBu_r", annot=True, fmt=".1f", annot_kws={"fontsize": 6.5},
-                square=True, cbar_kws={"label": "Pearson r", "shrink": 0.8}, ax=ax,
-                xticklabels=[f"z{i}" for i in range(k)], yticklabels=[f"z{i}" for i in range(k)])
+    sns.heatmap(
+        corr,
+        vmin=-1,
+        vmax=1,
+        cmap="RdBu_r",
+        annot=True,
+        fmt=".1f",
+        annot_kws={"fontsize": 6.5},
+        square=True,
+        cbar_kws={"label": "Pearson r", "shrink": 0.8},
+        ax=ax,
+        xticklabels=[f"z{i}" for i in range(k)],
+        yticklabels=[f"z{i}" for i in range(k)],
+    )
     ax.tick_params(labelsize=8)
     ax.set_title(title, fontsize=10)
     return _save(fig, path)
 
 
-def plot_latent_flux_correlation(fcorr: np.ndarray, wavelength: np.ndarray, mean_flux: np.ndarray,
-                                 path: str | Path, title: str = "") -> Path:
+def plot_latent_flux_correlation(
+    fcorr: np.ndarray, wavelength: np.ndarray, mean_flux: np.ndarray, path: str | Path, title: str = ""
+) -> Path:
     """Correlation of each latent (rows) with the flux at each wavelength (columns), the mean spectrum above."""
     _style()
     k = fcorr.shape[0]
-    fig, (ax0, ax) = plt.subplots(2, 1, figsize=(13, 2.2 + 0.32 * k + 1.6), sharex=True, constrained_layout=True,
-                                  gridspec_kw={"height_ratios": [1.0, max(2.0, 0.2 * k)]})
+    fig, (ax0, ax) = plt.subplots(
+        2,
+        1,
+        figsize=(13, 2.2 + 0.32 * k + 1.6),
+        sharex=True,
+        constrained_layout=True,
+        gridspec_kw={"height_ratios": [1.0, max(2.0, 0.2 * k)]},
+    )
     ax0.plot(wavelength, mean_flux, color="0.2", lw=0.6)
     ax0.set_ylabel("mean flux\n/ median", fontsize=8)
     ax0.set_xlim(wavelength[0], wavelength[-1])
     mark_features(ax0)
     vmax = max(0.2, float(np.nanmax(np.abs(fcorr))))
-    mesh = ax.pcolormesh(wavelength, np.arange(k), np.nan_to_num(fcorr),
-                         cmap="RdBu_r", vmin=-vmax, vmax=vmax, shading="nearest", rasterized=True)
+    mesh = ax.pcolormesh(
+        wavelength,
+        np.arange(k),
+        np.nan_to_num(fcorr),
+        cmap="RdBu_r",
+        vmin=-vmax,
+        vmax=vmax,
+        shading="nearest",
+        rasterized=True,
+    )
     ax.set_yticks(np.arange(k), [f"z{i}" for i in range(k)], fontsize=7.5)
     ax.set_ylim(k - 0.5, -0.5)
     mark_features(ax, label=False)
-    for name, wave in SPECTRAL_FEATURES.items():
+    for wave in SPECTRAL_FEATURES.values():
         if wavelength[0] < wave < wavelength[-1]:
             ax.axvline(wave, color="k", lw=0.5, ls=":", alpha=0.7)
     ax.set_xlabel("air wavelength [Å]")
@@ -326,8 +385,17 @@ def plot_latent_umap(embedding: np.ndarray, colours: dict[str, np.ndarray], path
     for ax, (name, values) in zip(axes.flat, colours.items()):
         order = np.argsort(values, kind="stable")  # extreme values on top
         lo, hi = np.nanpercentile(values, [1, 99])
-        sc = ax.scatter(embedding[order, 0], embedding[order, 1], c=values[order], s=size, cmap="viridis",
-                        vmin=lo, vmax=hi if hi > lo else lo + 1e-6, linewidths=0, rasterized=True)
+        sc = ax.scatter(
+            embedding[order, 0],
+            embedding[order, 1],
+            c=values[order],
+            s=size,
+            cmap="viridis",
+            vmin=lo,
+            vmax=hi if hi > lo else lo + 1e-6,
+            linewidths=0,
+            rasterized=True,
+        )
         fig.colorbar(sc, ax=ax, shrink=0.85, pad=0.01)
         ax.set_title(name, fontsize=9.5, loc="left")
         ax.set_xticks([])
@@ -338,8 +406,9 @@ def plot_latent_umap(embedding: np.ndarray, colours: dict[str, np.ndarray], path
     return _save(fig, path)
 
 
-def plot_predicted_vs_true(true: np.ndarray, pred: np.ndarray, names: list[str], path: str | Path,
-                           history=None, title: str = "") -> Path:
+def plot_predicted_vs_true(
+    true: np.ndarray, pred: np.ndarray, names: list[str], path: str | Path, history=None, title: str = ""
+) -> Path:
     """Predicted vs true label per parameter (with R^2), and the training curves from history.csv."""
     import pandas as pd
 
@@ -399,8 +468,12 @@ def plot_chem_emulator_ape(ape: np.ndarray, labels, path: str | Path) -> Path:
     q = np.percentile(flat, [16, 50, 84])
     for v, ls in zip(q, (":", "-", ":")):
         axes[0].axvline(v, color="k", ls=ls)
-    axes[0].set(xscale="log", xlabel="absolute percentage error (%)", ylabel="count",
-                title=f"all observables: median {q[1]:.2f} % (+{q[2] - q[1]:.2f}, -{q[1] - q[0]:.2f})")
+    axes[0].set(
+        xscale="log",
+        xlabel="absolute percentage error (%)",
+        ylabel="count",
+        title=f"all observables: median {q[1]:.2f} % (+{q[2] - q[1]:.2f}, -{q[1] - q[0]:.2f})",
+    )
     med = [np.median(ape[:, i]) for i in range(ape.shape[1])]
     axes[1].bar(range(len(labels)), med, color="C1")
     axes[1].set_xticks(range(len(labels)), labels, rotation=45)
@@ -408,8 +481,9 @@ def plot_chem_emulator_ape(ape: np.ndarray, labels, path: str | Path) -> Path:
     return _save(fig, path)
 
 
-def plot_chem_sbc(ranks: np.ndarray, n_samples: int, names, path: str | Path, bins: int = 20,
-                  sets: str = "validation") -> Path:
+def plot_chem_sbc(
+    ranks: np.ndarray, n_samples: int, names, path: str | Path, bins: int = 20, sets: str = "validation"
+) -> Path:
     _style()
     from scipy import stats
 
@@ -445,14 +519,24 @@ def plot_chem_vs_nstars(results: list[dict], names: dict, path: str | Path) -> P
     fig, axes = plt.subplots(2, k, figsize=(3.8 * k, 6.2), layout="constrained", squeeze=False)
     for j, r in enumerate(results):
         n = np.array([row["n_stars"] for row in r["rows"]])
-        for i, (par, label) in enumerate((("alpha_IMF", r"$\alpha_{\rm IMF}$"), ("log10_N_Ia", r"$\log_{10}N_{\rm Ia}$"))):
+        for i, (_par, label) in enumerate(
+            (("alpha_IMF", r"$\alpha_{\rm IMF}$"), ("log10_N_Ia", r"$\log_{10}N_{\rm Ia}$"))
+        ):
             ax = axes[i, j]
             for method, colour, shift in (("gaussian", "C0", 0.94), ("grid", "C3", 1.06)):
                 m = np.array([row[f"{method}_mean"][i] for row in r["rows"]])
                 s = np.array([row[f"{method}_sd"][i] for row in r["rows"]])
                 ax.fill_between(n * shift, m - s, m + s, color=colour, alpha=0.15)
-                ax.errorbar(n * shift, m, yerr=s, fmt="o-", ms=3, color=colour, capsize=2,
-                            label="Gaussian product (study)" if method == "gaussian" else "grid (calibrated)")
+                ax.errorbar(
+                    n * shift,
+                    m,
+                    yerr=s,
+                    fmt="o-",
+                    ms=3,
+                    color=colour,
+                    capsize=2,
+                    label="Gaussian product (study)" if method == "gaussian" else "grid (calibrated)",
+                )
             ax.axhline(r["truth"][i], color="k", ls="--", lw=1, label="truth")
             ax.set_xscale("log")
             ax.set(xlabel="number of stars" if i == 1 else None, ylabel=label)
@@ -460,14 +544,19 @@ def plot_chem_vs_nstars(results: list[dict], names: dict, path: str | Path) -> P
                 ax.set_title(names.get(r["dataset"], r["dataset"]))
             # zoom on the many-star end, where the differences matter
             big = n >= min(10, n.max())
-            ms = np.concatenate([[row[f"{mm}_mean"][i] for row, b in zip(r["rows"], big) if b] for mm in ("gaussian", "grid")])
-            ss = np.concatenate([[row[f"{mm}_sd"][i] for row, b in zip(r["rows"], big) if b] for mm in ("gaussian", "grid")])
+            ms = np.concatenate(
+                [[row[f"{mm}_mean"][i] for row, b in zip(r["rows"], big) if b] for mm in ("gaussian", "grid")]
+            )
+            ss = np.concatenate(
+                [[row[f"{mm}_sd"][i] for row, b in zip(r["rows"], big) if b] for mm in ("gaussian", "grid")]
+            )
             lo, hi = min((ms - 2 * ss).min(), r["truth"][i]), max((ms + 2 * ss).max(), r["truth"][i])
             pad = 0.1 * (hi - lo) + 1e-3
             ax.set_ylim(lo - pad, hi + pad)
     axes[0, 0].legend(fontsize=7, loc="best")
-    fig.suptitle("Global parameters against the number of stars (points with 1 sigma errors; "
-                 "y-range fits N >= 10)", fontsize=10)
+    fig.suptitle(
+        "Global parameters against the number of stars (points with 1 sigma errors; y-range fits N >= 10)", fontsize=10
+    )
     return _save(fig, path)
 
 
@@ -484,11 +573,25 @@ def plot_chem_coverage(res: dict, levels, path: str | Path) -> Path:
         ax = axes[0, j]
         ax.fill_between(levels, lo, hi, color="0.85", label="95 % band (calibrated)")
         ax.plot([0, 1], [0, 1], "k--", lw=1)
-        for method, colour, label in (("gaussian", "C0", "Gaussian product (study)"), ("grid", "C3", "grid (calibrated)")):
-            ax.plot(levels, empirical_coverage(res[f"credibility_{method}"][:, j], levels), "o-", ms=3,
-                    color=colour, label=label)
-        ax.set(xlabel="credibility level (HPD, 2-D)", ylabel="empirical coverage", xlim=(0, 1), ylim=(0, 1),
-               title=f"{n} stars per galaxy, {n_gal} galaxies")
+        for method, colour, label in (
+            ("gaussian", "C0", "Gaussian product (study)"),
+            ("grid", "C3", "grid (calibrated)"),
+        ):
+            ax.plot(
+                levels,
+                empirical_coverage(res[f"credibility_{method}"][:, j], levels),
+                "o-",
+                ms=3,
+                color=colour,
+                label=label,
+            )
+        ax.set(
+            xlabel="credibility level (HPD, 2-D)",
+            ylabel="empirical coverage",
+            xlim=(0, 1),
+            ylim=(0, 1),
+            title=f"{n} stars per galaxy, {n_gal} galaxies",
+        )
     axes[0, 0].legend(fontsize=8, loc="upper left")
     return _save(fig, path)
 
@@ -506,14 +609,17 @@ def _label_title(name: str) -> str:
 
 def _grid(d: int, ncols: int = 4, size=(3.2, 3.0)):
     nrows = (d + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), layout="constrained",
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), layout="constrained", squeeze=False
+    )
     for ax in axes.ravel()[d:]:
         ax.axis("off")
     return fig, axes.ravel()
 
 
-def plot_posterior_accuracy(true, mean, std, names, metrics: dict, path, title: str = "", max_points: int = 1500) -> Path:
+def plot_posterior_accuracy(
+    true, mean, std, names, metrics: dict, path, title: str = "", max_points: int = 1500
+) -> Path:
     """Posterior mean (error bar: posterior std) vs truth per label, with R², bias, scatter, outliers."""
     _style()
     true, mean, std = np.asarray(true), np.asarray(mean), np.asarray(std)
@@ -523,39 +629,62 @@ def plot_posterior_accuracy(true, mean, std, names, metrics: dict, path, title: 
         m = metrics[name]
         lo, hi = min(true[:, i].min(), mean[:, i].min()), max(true[:, i].max(), mean[:, i].max())
         pad = 0.05 * (hi - lo) if hi > lo else 0.1
-        ax.errorbar(true[idx, i], mean[idx, i], yerr=std[idx, i], fmt="o", ms=2, lw=0.4, alpha=0.35, color="C0",
-                    elinewidth=0.4)
+        ax.errorbar(
+            true[idx, i], mean[idx, i], yerr=std[idx, i], fmt="o", ms=2, lw=0.4, alpha=0.35, color="C0", elinewidth=0.4
+        )
         ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k--", lw=1)
-        ax.set(xlim=(lo - pad, hi + pad), ylim=(lo - pad, hi + pad), title=_label_title(name),
-               xlabel="true" + (" (Gyr)" if name.startswith("t") else " (dex)"), ylabel="posterior mean")
-        ax.text(0.03, 0.97, f"R² = {m['r2']:.3f}\nbias = {m['bias']:+.3f}\nσ_NMAD = {m['scatter_nmad']:.3f}\n"
-                f"outliers = {100 * m['outlier_fraction']:.1f} %", transform=ax.transAxes, va="top", fontsize=8,
-                bbox=dict(fc="white", ec="0.8", alpha=0.85))
+        ax.set(
+            xlim=(lo - pad, hi + pad),
+            ylim=(lo - pad, hi + pad),
+            title=_label_title(name),
+            xlabel="true" + (" (Gyr)" if name.startswith("t") else " (dex)"),
+            ylabel="posterior mean",
+        )
+        ax.text(
+            0.03,
+            0.97,
+            f"R² = {m['r2']:.3f}\nbias = {m['bias']:+.3f}\nσ_NMAD = {m['scatter_nmad']:.3f}\n"
+            f"outliers = {100 * m['outlier_fraction']:.1f} %",
+            transform=ax.transAxes,
+            va="top",
+            fontsize=8,
+            bbox=dict(fc="white", ec="0.8", alpha=0.85),
+        )
     fig.suptitle(title or "posterior mean ± std vs truth (test split)")
     return _save(fig, path)
 
 
-def plot_posterior_coverage(levels, coverage: dict, band, n: int, path, title: str = "", band_sfh=None,
-                            n_sfh: int | None = None) -> Path:
+def plot_posterior_coverage(
+    levels, coverage: dict, band, n: int, path, title: str = "", band_sfh=None, n_sfh: int | None = None
+) -> Path:
     """Empirical vs nominal coverage, one line per label and the joint HPD, with the binomial 95 % band of n
     independent spectra and, when given, the wider 95 % band from resampling whole SFHs."""
     _style()
     levels = np.asarray(levels)
     fig, ax = plt.subplots(figsize=(5.6, 5.0), layout="constrained")
     if band_sfh is not None:
-        ax.fill_between(levels, band_sfh[0], band_sfh[1], color="0.93", label=f"95 % band, SFH bootstrap ({n_sfh} SFHs)")
+        ax.fill_between(
+            levels, band_sfh[0], band_sfh[1], color="0.93", label=f"95 % band, SFH bootstrap ({n_sfh} SFHs)"
+        )
     ax.fill_between(levels, band[0], band[1], color="0.82", label=f"95 % band, {n} independent spectra")
     ax.plot([0, 1], [0, 1], "k--", lw=1)
     for sign in (-1, 1):
-        ax.plot([0, 1], [sign * 0.05, 1 + sign * 0.05], color="0.45", lw=0.8, ls=":", label="± 0.05" if sign > 0 else None)
+        ax.plot(
+            [0, 1], [sign * 0.05, 1 + sign * 0.05], color="0.45", lw=0.8, ls=":", label="± 0.05" if sign > 0 else None
+        )
     cmap = plt.get_cmap("viridis")
     keys = [k for k in coverage if k != "joint"]
     for j, k in enumerate(keys):
         ax.plot(levels, coverage[k], color=cmap(j / max(len(keys) - 1, 1)), lw=1.2, label=_label_title(k))
     if "joint" in coverage:
         ax.plot(levels, coverage["joint"], color="C3", lw=2.5, label="joint (HPD)")
-    ax.set(xlabel="nominal credibility", ylabel="empirical coverage", xlim=(0, 1), ylim=(0, 1),
-           title=title or "coverage on the test split (above the diagonal: conservative)")
+    ax.set(
+        xlabel="nominal credibility",
+        ylabel="empirical coverage",
+        xlim=(0, 1),
+        ylim=(0, 1),
+        title=title or "coverage on the test split (above the diagonal: conservative)",
+    )
     ax.legend(fontsize=7, ncol=2, loc="upper left")
     return _save(fig, path)
 
@@ -585,8 +714,13 @@ def plot_posterior_tarp(ecp, alpha, atc: float, path, title: str = "", extra: di
     ax.plot(np.asarray(alpha), np.asarray(ecp), lw=2, label=f"clean (ATC {atc:+.3f})")
     for k, (e, a, t) in (extra or {}).items():
         ax.plot(np.asarray(a), np.asarray(e), lw=1.2, label=f"{k} (ATC {t:+.3f})")
-    ax.set(xlabel="credibility level", ylabel="expected coverage", xlim=(0, 1), ylim=(0, 1),
-           title=title or "TARP on the test split")
+    ax.set(
+        xlabel="credibility level",
+        ylabel="expected coverage",
+        xlim=(0, 1),
+        ylim=(0, 1),
+        title=title or "TARP on the test split",
+    )
     ax.legend(fontsize=8)
     return _save(fig, path)
 
@@ -601,14 +735,25 @@ def plot_accuracy_vs_snr(snr_metrics: dict, names, path, title: str = "") -> Pat
     for j, name in enumerate(names):
         r2 = [snr_metrics[k]["labels"][name]["r2"] for k in keys]
         axes[0].plot(xs, r2, "o-", color=cmap(j / max(len(names) - 1, 1)), label=_label_title(name))
-    axes[0].set(xticks=xs, xticklabels=keys, xlabel="S/N per pixel at the median flux", ylabel="R² of the posterior mean",
-                title="accuracy vs S/N")
+    axes[0].set(
+        xticks=xs,
+        xticklabels=keys,
+        xlabel="S/N per pixel at the median flux",
+        ylabel="R² of the posterior mean",
+        title="accuracy vs S/N",
+    )
     axes[0].legend(fontsize=7, ncol=2)
     dev = [snr_metrics[k]["coverage"]["max_abs_deviation_all"] for k in keys]
     axes[1].plot(xs, dev, "o-", color="C3")
     axes[1].axhline(0.05, color="k", ls="--", lw=1)
-    axes[1].set(xticks=xs, xticklabels=keys, xlabel="S/N", ylabel="max |empirical − nominal| coverage",
-                title="calibration vs S/N", ylim=(0, None))
+    axes[1].set(
+        xticks=xs,
+        xticklabels=keys,
+        xlabel="S/N",
+        ylabel="max |empirical − nominal| coverage",
+        title="calibration vs S/N",
+        ylim=(0, None),
+    )
     fig.suptitle(title)
     return _save(fig, path)
 
@@ -617,21 +762,39 @@ def plot_reconstruction(wavelength, examples: list[dict], path, title: str = "")
     """Input vs reconstructed spectra (posterior mean + 16-84 % band), residuals below each."""
     _style()
     k = len(examples)
-    fig, axes = plt.subplots(2 * k, 1, figsize=(11, 2.6 * k), layout="constrained", sharex=True,
-                             gridspec_kw={"height_ratios": [3, 1.2] * k}, squeeze=False)
+    fig, axes = plt.subplots(
+        2 * k,
+        1,
+        figsize=(11, 2.6 * k),
+        layout="constrained",
+        sharex=True,
+        gridspec_kw={"height_ratios": [3, 1.2] * k},
+        squeeze=False,
+    )
     axes = axes.ravel()
     for j, ex in enumerate(examples):
         ax, rx = axes[2 * j], axes[2 * j + 1]
-        ax.fill_between(wavelength, ex["band"][0], ex["band"][1], color="C1", alpha=0.35, lw=0, label="posterior 16–84 %")
+        ax.fill_between(
+            wavelength, ex["band"][0], ex["band"][1], color="C1", alpha=0.35, lw=0, label="posterior 16–84 %"
+        )
         ax.plot(wavelength, ex["flux"], color="k", lw=0.6, label="input")
         ax.plot(wavelength, ex["model"], color="C1", lw=0.6, label="reconstructed (posterior mean)")
         ax.set(ylabel="flux / median")
-        ax.text(0.01, 0.95, ex["text"], transform=ax.transAxes, va="top", fontsize=8,
-                bbox=dict(fc="white", ec="0.8", alpha=0.85))
+        ax.text(
+            0.01,
+            0.95,
+            ex["text"],
+            transform=ax.transAxes,
+            va="top",
+            fontsize=8,
+            bbox=dict(fc="white", ec="0.8", alpha=0.85),
+        )
         if j == 0:
             ax.legend(fontsize=8, loc="lower right", ncol=3)
         res = ex["flux"] - ex["model"]
-        rx.fill_between(wavelength, ex["band"][0] - ex["model"], ex["band"][1] - ex["model"], color="C1", alpha=0.35, lw=0)
+        rx.fill_between(
+            wavelength, ex["band"][0] - ex["model"], ex["band"][1] - ex["model"], color="C1", alpha=0.35, lw=0
+        )
         rx.plot(wavelength, res, color="k", lw=0.5)
         rx.axhline(0, color="C1", lw=0.8)
         lim = max(0.02, 1.2 * np.percentile(np.abs(res), 99.5))
@@ -647,11 +810,24 @@ def plot_reconstruction_rms(rms: np.ndarray, rms_true: np.ndarray | None, path, 
     vals = [np.asarray(rms)] + ([np.asarray(rms_true)] if rms_true is not None else [])
     hi = max(np.percentile(v, 99.5) for v in vals)
     bins = np.linspace(0, hi * 1.05, 40)
-    ax.hist(100 * np.asarray(rms), bins=100 * bins, color="C1", alpha=0.7,
-            label=f"posterior mean (median {100 * np.median(rms):.2f} %)")
+    ax.hist(
+        100 * np.asarray(rms),
+        bins=100 * bins,
+        color="C1",
+        alpha=0.7,
+        label=f"posterior mean (median {100 * np.median(rms):.2f} %)",
+    )
     if rms_true is not None:
-        ax.hist(100 * np.asarray(rms_true), bins=100 * bins, histtype="step", color="k", lw=1.5,
-                label=f"true percentiles (median {100 * np.median(rms_true):.2f} %)")
-    ax.set(xlabel="residual rms (% of the median flux)", ylabel="test spectra", title=title or "reconstruction residuals")
+        ax.hist(
+            100 * np.asarray(rms_true),
+            bins=100 * bins,
+            histtype="step",
+            color="k",
+            lw=1.5,
+            label=f"true percentiles (median {100 * np.median(rms_true):.2f} %)",
+        )
+    ax.set(
+        xlabel="residual rms (% of the median flux)", ylabel="test spectra", title=title or "reconstruction residuals"
+    )
     ax.legend(fontsize=8)
     return _save(fig, path)

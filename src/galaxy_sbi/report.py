@@ -40,8 +40,11 @@ def spectra_headline(results: Path, families: list[str]) -> str:
         names = [n for n in SPECTRA_LABELS if n in m["labels"]]
         dev = m["coverage"]["max_abs_deviation"]
         rows.append([f"{family} R²"] + [f"{m['labels'][n]['r2']:.3f}" for n in names])
-        rows.append([f"{family} coverage"] + [f"{dev[n]:.3f}" if n in dev else "–" for n in names]
-                    + ([f"{dev['joint']:.3f}"] if "joint" in dev else []))
+        rows.append(
+            [f"{family} coverage"]
+            + [f"{dev[n]:.3f}" if n in dev else "–" for n in names]
+            + ([f"{dev['joint']:.3f}"] if "joint" in dev else [])
+        )
     if names is None:
         return "Spectra graph: no evaluation yet (``snakemake posterior``)."
     header = ["test split"] + [{"metallicity": "[M/H]", "alpha": "[α/Fe]"}.get(n, n) for n in names] + ["joint"]
@@ -55,33 +58,51 @@ def chem_headline(results: Path) -> str:
         return "Chemistry graph: no table yet (``snakemake chem``)."
     with path.open() as f:
         rows = list(csv.DictReader(f))
-    out = [[r["data set"], r["combination"], r["stars"],
+    out = [
+        [
+            r["data set"],
+            r["combination"],
+            r["stars"],
             f"{float(r['alpha_IMF']):.3f} ± {float(r['alpha_IMF_err']):.3f}",
             f"{float(r['log10_N_Ia']):.3f} ± {float(r['log10_N_Ia_err']):.3f}",
-            f"{float(r['delta_alpha_IMF_percent']):.2f}", f"{float(r['delta_log10_N_Ia_percent']):.2f}"] for r in rows]
+            f"{float(r['delta_alpha_IMF_percent']):.2f}",
+            f"{float(r['delta_log10_N_Ia_percent']):.2f}",
+        ]
+        for r in rows
+    ]
     text = rst_table(CHEM_COLUMNS, out)
     metrics = results / "chem" / "metrics.json"
     if metrics.is_file():
         reached = json.loads(metrics.read_text())["reached"]
-        text += (f"\n\nEmulator APE (median, population prior) {reached['emulator_ape_median_percent_population']:.2f} %"
-                 f" (the study: 1.6 %); joint NPE APE (pooled median) {reached['npe_ape_median_percent']:.1f} %"
-                 " (the study: 9.1 %).")
+        text += (
+            f"\n\nEmulator APE (median, population prior) {reached['emulator_ape_median_percent_population']:.2f} %"
+            f" (the study: 1.6 %); joint NPE APE (pooled median) {reached['npe_ape_median_percent']:.1f} %"
+            " (the study: 9.1 %)."
+        )
     return text
 
 
 def headline_rst(results: str | Path, families: list[str]) -> str:
     """Both graphs' headline tables, for the report's front page."""
     results = Path(results)
-    return "\n".join([
-        "Spectra → star-formation histories",
-        "----------------------------------", "",
-        "R² of the posterior mean and the largest coverage deviation (\\|empirical − nominal\\| over the credibility "
-        "levels of the central intervals; joint: the HPD region) per label, on the clean test spectra of each "
-        "family (– where the evaluation has no coverage for a label).", "",
-        spectra_headline(results, families), "",
-        "Chemical abundances → galactic parameters",
-        "-----------------------------------------", "",
-        "The study's table (truth α_IMF = −2.3, log10 N_Ia = −2.89): estimate ± error from the largest number of "
-        "stars of each data set.", "",
-        chem_headline(results), "",
-    ])
+    return "\n".join(
+        [
+            "Spectra → star-formation histories",
+            "----------------------------------",
+            "",
+            "R² of the posterior mean and the largest coverage deviation (\\|empirical − nominal\\| over the credibility "
+            "levels of the central intervals; joint: the HPD region) per label, on the clean test spectra of each "
+            "family (– where the evaluation has no coverage for a label).",
+            "",
+            spectra_headline(results, families),
+            "",
+            "Chemical abundances → galactic parameters",
+            "-----------------------------------------",
+            "",
+            "The study's table (truth α_IMF = −2.3, log10 N_Ia = −2.89): estimate ± error from the largest number of "
+            "stars of each data set.",
+            "",
+            chem_headline(results),
+            "",
+        ]
+    )

@@ -11,10 +11,10 @@ from .errors import InputError
 # Config keys that change only speed, storage or display, never a product's content: rules do not carry them
 # as params (changing one re-runs nothing); scripts read them from the config with `runtime()`.
 RUNTIME_KEYS = {
-    "spectra": ("chunk_samples", "complevel"),             # netCDF chunking and compression of the cubes
+    "spectra": ("chunk_samples", "complevel"),  # netCDF chunking and compression of the cubes
     "encoder": ("accelerator", "progress_refresh"),
-    "latents": ("batch_size",),                            # pure inference
-    "evaluation": ("encode_batch_size",),                  # pure inference
+    "latents": ("batch_size",),  # pure inference
+    "evaluation": ("encode_batch_size",),  # pure inference
 }
 
 

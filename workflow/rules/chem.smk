@@ -8,7 +8,9 @@ CHEM_DATASETS = ["simulator", "simulator_alt"]
 if CHEM["multistar"]["tng_mock"]:
     CHEM_DATASETS.append("tng")
 else:
-    CHEM_SKIPPED.append("tng: chem.multistar.tng_mock is null (the TNG galaxy is a user file, e.g. Mock_Data_TNG.npz)")
+    CHEM_SKIPPED.append(
+        "tng: chem.multistar.tng_mock is null (the TNG galaxy is a user file, e.g. Mock_Data_TNG.npz)"
+    )
 if CHEM["multistar"]["vice"]["enabled"]:
     CHEM_DATASETS.append("vice")
 else:
@@ -27,22 +29,22 @@ rule chem_simulate:
     """One chunk of simulator runs from the uniform training box (accepted sets only)."""
     output:
         chunk="results/chem/simulations/chunk_{chunk}.npz",
+    log:
+        "logs/chem_simulate/{chunk}.log",
+    benchmark:
+        bench("chem_simulate/{chunk}")
+    priority: CHEM_PRIORITY
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
     params:
         seed=config["seed"],
         priors=CHEM["priors"],
         yields=CHEM["yields"],
         simulate=CHEM["simulate"],
-    log:
-        "logs/chem_simulate/{chunk}.log",
-    benchmark:
-        bench("chem_simulate/{chunk}")
-    threads: 1
-    priority: CHEM_PRIORITY
-    resources:
-        mem_mb=4000,
-        runtime=60,
-    conda:
-        "../../envs/galaxy-sbi.yaml"
     script:
         "../../scripts/chem_simulate.py"
 
@@ -53,18 +55,18 @@ rule chem_collect:
         chunks=expand("results/chem/simulations/chunk_{chunk}.npz", chunk=CHEM_CHUNKS),
     output:
         simulations="results/chem/simulations.nc",
-    params:
-        chem={k: CHEM[k] for k in ("priors", "yields", "simulate")},
     log:
         "logs/chem_collect.log",
     benchmark:
         bench("chem_collect")
     priority: CHEM_PRIORITY
+    conda:
+        "../../envs/galaxy-sbi.yaml"
     resources:
         mem_mb=4000,
         runtime=10,
-    conda:
-        "../../envs/galaxy-sbi.yaml"
+    params:
+        chem={k: CHEM[k] for k in ("priors", "yields", "simulate")},
     script:
         "../../scripts/chem_collect.py"
 
@@ -76,25 +78,33 @@ rule chem_emulator:
     output:
         model="results/chem/emulator.pt",
         metrics="results/chem/emulator_metrics.json",
-        loss=report("results/chem/emulator_loss.png", caption="../report/chem_emulator.rst", category="6. Chemistry"),
-        ape=report("results/chem/emulator_ape.png", caption="../report/chem_emulator.rst", category="6. Chemistry"),
-    params:
-        seed=config["seed"],
-        priors=CHEM["priors"],
-        emulator=CHEM["emulator"],
+        loss=report(
+            "results/chem/emulator_loss.png",
+            caption="../report/chem_emulator.rst",
+            category="6. Chemistry",
+        ),
+        ape=report(
+            "results/chem/emulator_ape.png",
+            caption="../report/chem_emulator.rst",
+            category="6. Chemistry",
+        ),
     log:
         "logs/chem_emulator.log",
     benchmark:
         bench("chem_emulator")
+    priority: CHEM_PRIORITY
+    conda:
+        "../../envs/galaxy-sbi.yaml"
     # One thread: the small MLP's steps are overhead-bound; measured on the busy 2-core machine, 2 intra-op threads
     # ran an epoch of 400k sets in ~50 s, one thread in ~13 s.
     threads: 1
-    priority: CHEM_PRIORITY
     resources:
         mem_mb=6000,
         runtime=120,
-    conda:
-        "../../envs/galaxy-sbi.yaml"
+    params:
+        seed=config["seed"],
+        priors=CHEM["priors"],
+        emulator=CHEM["emulator"],
     script:
         "../../scripts/chem_emulator.py"
 
@@ -107,22 +117,22 @@ rule chem_npe:
         unpack(chem_npe_inputs),
     output:
         posterior="results/chem/npe_{kind}.pt",
+    log:
+        "logs/chem_npe/{kind}.log",
+    benchmark:
+        bench("chem_npe/{kind}")
+    priority: CHEM_PRIORITY
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime=240,
     params:
         seed=config["seed"],
         priors=CHEM["priors"],
         yields=chem_npe_yields,
         npe=chem_npe_settings,
-    log:
-        "logs/chem_npe/{kind}.log",
-    benchmark:
-        bench("chem_npe/{kind}")
-    threads: 1
-    priority: CHEM_PRIORITY
-    resources:
-        mem_mb=6000,
-        runtime=240,
-    conda:
-        "../../envs/galaxy-sbi.yaml"
     script:
         "../../scripts/chem_npe.py"
 
@@ -134,22 +144,30 @@ rule chem_npe_evaluate:
         simulations=rules.chem_collect.output.simulations,
     output:
         metrics="results/chem/npe_metrics.json",
-        sbc=report("results/chem/npe_sbc.png", caption="../report/chem_npe.rst", category="6. Chemistry"),
-        tarp=report("results/chem/npe_tarp.png", caption="../report/chem_npe.rst", category="6. Chemistry"),
-    params:
-        seed=config["seed"],
-        npe=pick(CHEM["npe"], "n_evaluate", "n_posterior_samples", "noise_dex"),
+        sbc=report(
+            "results/chem/npe_sbc.png",
+            caption="../report/chem_npe.rst",
+            category="6. Chemistry",
+        ),
+        tarp=report(
+            "results/chem/npe_tarp.png",
+            caption="../report/chem_npe.rst",
+            category="6. Chemistry",
+        ),
     log:
         "logs/chem_npe_evaluate.log",
     benchmark:
         bench("chem_npe_evaluate")
-    threads: 1
     priority: CHEM_PRIORITY
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    threads: 1
     resources:
         mem_mb=6000,
         runtime=60,
-    conda:
-        "../../envs/galaxy-sbi.yaml"
+    params:
+        seed=config["seed"],
+        npe=pick(CHEM["npe"], "n_evaluate", "n_posterior_samples", "noise_dex"),
     script:
         "../../scripts/chem_npe_evaluate.py"
 
@@ -158,19 +176,19 @@ rule chem_dataset:
     """Observables of the stars of one galaxy (one data set)."""
     output:
         data="results/chem/datasets/{dataset}.npz",
-    params:
-        dataset=chem_dataset_settings,
     log:
         "logs/chem_dataset/{dataset}.log",
     benchmark:
         bench("chem_dataset/{dataset}")
-    threads: 1
     priority: CHEM_PRIORITY
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/galaxy-sbi.yaml"
+    params:
+        dataset=chem_dataset_settings,
     script:
         "../../scripts/chem_dataset.py"
 
@@ -182,6 +200,17 @@ rule chem_systematics:
         glob="results/chem/npe_global.pt",
     output:
         systematics="results/chem/systematics.json",
+    log:
+        "logs/chem_systematics.log",
+    benchmark:
+        bench("chem_systematics")
+    priority: CHEM_PRIORITY
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime=60,
     params:
         seed=config["seed"],
         priors=CHEM["priors"],
@@ -189,17 +218,6 @@ rule chem_systematics:
         grid=chem_grid_settings(),
         systematics=CHEM["systematics"],
         noise_dex=CHEM["npe"]["noise_dex"],
-    log:
-        "logs/chem_systematics.log",
-    benchmark:
-        bench("chem_systematics")
-    threads: 1
-    priority: CHEM_PRIORITY
-    resources:
-        mem_mb=6000,
-        runtime=60,
-    conda:
-        "../../envs/galaxy-sbi.yaml"
     script:
         "../../scripts/chem_systematics.py"
 
@@ -215,21 +233,23 @@ rule chem_multistar:
         systematics=rules.chem_systematics.output.systematics,
     output:
         result="results/chem/multistar/{dataset}.json",
-    params:
-        seed=config["seed"],
-        priors=CHEM["priors"],
-        multistar=pick(CHEM["multistar"], "star_counts", "n_samples", "n_grid", "n_coarse"),
     log:
         "logs/chem_multistar/{dataset}.log",
     benchmark:
         bench("chem_multistar/{dataset}")
-    threads: 1
     priority: CHEM_PRIORITY
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    threads: 1
     resources:
         mem_mb=6000,
         runtime=60,
-    conda:
-        "../../envs/galaxy-sbi.yaml"
+    params:
+        seed=config["seed"],
+        priors=CHEM["priors"],
+        multistar=pick(
+            CHEM["multistar"], "star_counts", "n_samples", "n_grid", "n_coarse"
+        ),
     script:
         "../../scripts/chem_multistar.py"
 
@@ -243,7 +263,22 @@ rule chem_coverage:
     output:
         data="results/chem/coverage.npz",
         metrics="results/chem/coverage_metrics.json",
-        png=report("results/chem/coverage.png", caption="../report/chem_multistar.rst", category="6. Chemistry"),
+        png=report(
+            "results/chem/coverage.png",
+            caption="../report/chem_multistar.rst",
+            category="6. Chemistry",
+        ),
+    log:
+        "logs/chem_coverage.log",
+    benchmark:
+        bench("chem_coverage")
+    priority: CHEM_PRIORITY
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime=120,
     params:
         seed=config["seed"],
         priors=CHEM["priors"],
@@ -251,17 +286,6 @@ rule chem_coverage:
         multistar=pick(CHEM["multistar"], "n_samples", "n_grid", "n_coarse"),
         coverage=CHEM["coverage"],
         noise_dex=CHEM["npe"]["noise_dex"],
-    log:
-        "logs/chem_coverage.log",
-    benchmark:
-        bench("chem_coverage")
-    threads: 1
-    priority: CHEM_PRIORITY
-    resources:
-        mem_mb=6000,
-        runtime=120,
-    conda:
-        "../../envs/galaxy-sbi.yaml"
     script:
         "../../scripts/chem_coverage.py"
 
@@ -273,22 +297,22 @@ rule chem_timing:
         data="results/chem/datasets/simulator.npz",
     output:
         timing="results/chem/timing_emcee.json",
+    log:
+        "logs/chem_timing.log",
+    benchmark:
+        bench("chem_timing")
+    priority: CHEM_PRIORITY
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
     params:
         seed=config["seed"],
         priors=CHEM["priors"],
         timing=CHEM["timing"],
         noise_dex=CHEM["npe"]["noise_dex"],
-    log:
-        "logs/chem_timing.log",
-    benchmark:
-        bench("chem_timing")
-    threads: 1
-    priority: CHEM_PRIORITY
-    resources:
-        mem_mb=4000,
-        runtime=60,
-    conda:
-        "../../envs/galaxy-sbi.yaml"
     script:
         "../../scripts/chem_timing.py"
 
@@ -304,19 +328,23 @@ rule chem_report:
         csv="results/chem/table.csv",
         md="results/chem/table.md",
         metrics="results/chem/metrics.json",
-        png=report("results/chem/multistar_vs_nstars.png", caption="../report/chem_multistar.rst", category="6. Chemistry"),
-    params:
-        skipped=CHEM_SKIPPED,
+        png=report(
+            "results/chem/multistar_vs_nstars.png",
+            caption="../report/chem_multistar.rst",
+            category="6. Chemistry",
+        ),
     log:
         "logs/chem_report.log",
     benchmark:
         bench("chem_report")
     priority: CHEM_PRIORITY
+    conda:
+        "../../envs/galaxy-sbi.yaml"
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../envs/galaxy-sbi.yaml"
+    params:
+        skipped=CHEM_SKIPPED,
     script:
         "../../scripts/chem_report.py"
 

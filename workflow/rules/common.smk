@@ -18,7 +18,9 @@ def pick(section, *keys):
 
 def without_runtime(name):
     """Config section `name` without its speed / display keys."""
-    return {k: v for k, v in config[name].items() if k not in RUNTIME_KEYS.get(name, ())}
+    return {
+        k: v for k, v in config[name].items() if k not in RUNTIME_KEYS.get(name, ())
+    }
 
 
 # Scheduling precedence on a small machine (the default's 2 cores): the spectra chain (SSPs -> spectra -> encoder
@@ -129,8 +131,9 @@ def npe_noise(family):
 
 def npe_settings(wildcards):
     """The NPE settings of one family and parametrisation (the configured one unless the job names another)."""
-    kind = getattr(wildcards, "parametrisation", None) or family_parametrisation(NPE["parametrisation"],
-                                                                                 wildcards.family)
+    kind = getattr(wildcards, "parametrisation", None) or family_parametrisation(
+        NPE["parametrisation"], wildcards.family
+    )
     out = {k: v for k, v in NPE.items() if k not in ("parametrisation", "noise")}
     out["parametrisation"] = kind
     out["noise"] = npe_noise(wildcards.family)
@@ -142,7 +145,10 @@ def npe_settings(wildcards):
 
 def ordering_posteriors(wildcards):
     family = wildcards.family
-    return [f"results/npe/{family}/posterior.pt", f"results/npe/{family}/posterior_{other_parametrisation(family)}.pt"]
+    return [
+        f"results/npe/{family}/posterior.pt",
+        f"results/npe/{family}/posterior_{other_parametrisation(family)}.pt",
+    ]
 
 
 # --- chemistry --------------------------------------------------------------------------------------------
@@ -153,7 +159,14 @@ CHEM = config["chem"]
 def chem_npe_settings(wildcards):
     """What one chemistry NPE's training reads: its own flow settings, its draws, the shared optimiser keys."""
     npe = CHEM["npe"]
-    shared = pick(npe, "noise_dex", "batch_size", "learning_rate", "max_epochs", "stop_after_epochs")
+    shared = pick(
+        npe,
+        "noise_dex",
+        "batch_size",
+        "learning_rate",
+        "max_epochs",
+        "stop_after_epochs",
+    )
     if wildcards.kind == "joint":
         return {**shared, **pick(npe, "joint", "joint_prior", "n_simulations")}
     return {**shared, **pick(npe, "global", "global_source", "n_simulations_global")}
@@ -178,8 +191,12 @@ def chem_dataset_settings(wildcards):
     ms, name = CHEM["multistar"], wildcards.dataset
     if name == "tng":  # a file of stars: nothing is drawn
         return pick(ms, "n_stars", "tng_mock")
-    out = {**pick(ms, "global_values", "n_stars"), "seed": config["seed"], "priors": CHEM["priors"],
-           "noise_dex": CHEM["npe"]["noise_dex"]}
+    out = {
+        **pick(ms, "global_values", "n_stars"),
+        "seed": config["seed"],
+        "priors": CHEM["priors"],
+        "noise_dex": CHEM["npe"]["noise_dex"],
+    }
     if name == "vice":
         out["vice"] = ms["vice"]
     else:

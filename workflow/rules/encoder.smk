@@ -11,23 +11,23 @@ rule encoder_train:
         model="results/encoder/{family}/encoder.ckpt",
         metrics="results/encoder/{family}/metrics.json",
         history="results/encoder/{family}/history.csv",
+    log:
+        "logs/encoder_train/{family}.log",
+    benchmark:
+        bench("encoder_train/{family}")
+    priority: CHAIN_PRIORITY_TO_ENCODERS
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    # two threads run an encoder batch 1.9x faster than one (measured on the 2-core machine); more on a bigger
+    # machine with `--set-threads encoder_train=N`. Priority: see CHAIN_PRIORITY_TO_ENCODERS in common.smk
+    threads: 2
+    resources:
+        mem_mb=family_memory_mb,
+        runtime=720,
     params:
         encoder=without_runtime("encoder"),
         seed=config["seed"],
         # resumable training state (checkpoints/, csv/ loss logs), deliberately not an output (see above)
         work_dir=lambda wildcards: f"results/encoder/{wildcards.family}",
-    log:
-        "logs/encoder_train/{family}.log",
-    benchmark:
-        bench("encoder_train/{family}")
-    # two threads run an encoder batch 1.9x faster than one (measured on the 2-core machine); more on a bigger
-    # machine with `--set-threads encoder_train=N`. Priority: see CHAIN_PRIORITY_TO_ENCODERS in common.smk
-    threads: 2
-    priority: CHAIN_PRIORITY_TO_ENCODERS
-    resources:
-        mem_mb=family_memory_mb,
-        runtime=720,
-    conda:
-        "../../envs/galaxy-sbi.yaml"
     script:
         "../../scripts/encoder_train.py"

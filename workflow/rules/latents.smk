@@ -12,13 +12,13 @@ rule latents_export:
         "logs/latents_export/{family}.log",
     benchmark:
         bench("latents_export/{family}")
-    threads: 1
     priority: critical_path_priority
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    threads: 1
     resources:
         mem_mb=family_memory_mb,
         runtime=60,
-    conda:
-        "../../envs/galaxy-sbi.yaml"
     script:
         "../../scripts/latents_export.py"
 
@@ -55,19 +55,19 @@ rule latents_plots:
             caption="../report/encoder_performance.rst",
             category="3. Encoder and latents",
         ),
-    params:
-        latents=without_runtime("latents"),
-        seed=config["seed"],
     log:
         "logs/latents_plots/{family}.log",
     benchmark:
         bench("latents_plots/{family}")
+    conda:
+        "../../envs/galaxy-sbi.yaml"
     threads: 1
     resources:
         mem_mb=family_memory_mb,
         runtime=60,
-    conda:
-        "../../envs/galaxy-sbi.yaml"
+    params:
+        latents=without_runtime("latents"),
+        seed=config["seed"],
     script:
         "../../scripts/latents_plots.py"
 
@@ -75,10 +75,20 @@ rule latents_plots:
 rule latents:
     """Target: every family's encoder, latents and interpretation plots."""
     input:
-        expand("results/encoder/{family}/{f}", family=SFH_FAMILIES, f=["encoder.ckpt", "metrics.json"]),
+        expand(
+            "results/encoder/{family}/{f}",
+            family=SFH_FAMILIES,
+            f=["encoder.ckpt", "metrics.json"],
+        ),
         expand("results/latents/{family}.nc", family=SFH_FAMILIES),
         expand(
             "results/latents/{family}/{plot}.png",
             family=SFH_FAMILIES,
-            plot=["distributions", "correlation", "flux_correlation", "umap", "encoder_performance"],
+            plot=[
+                "distributions",
+                "correlation",
+                "flux_correlation",
+                "umap",
+                "encoder_performance",
+            ],
         ),

@@ -17,22 +17,22 @@ rule npe_train:
     output:
         posterior="results/npe/{family}/posterior.pt",
         summary="results/npe/{family}/training.json",
-    params:
-        npe=npe_settings,
-        seed=config["seed"],
     log:
         "logs/npe_train/{family}.log",
     benchmark:
         bench("npe_train/{family}")
+    priority: critical_path_priority
+    conda:
+        "../../envs/galaxy-sbi.yaml"
     # one thread: the flow is small (a 2-thread torch was 4x slower per epoch when other jobs shared the cores),
     # and Snakemake can train both parametrisations side by side
     threads: 1
-    priority: critical_path_priority
     resources:
         mem_mb=family_memory_mb,
         runtime=120,
-    conda:
-        "../../envs/galaxy-sbi.yaml"
+    params:
+        npe=npe_settings,
+        seed=config["seed"],
     script:
         "../../scripts/npe_train.py"
 
@@ -46,19 +46,19 @@ rule npe_train_alternative:
         cubes=spectra_files,
     output:
         posterior="results/npe/{family}/posterior_{parametrisation}.pt",
-    params:
-        npe=npe_settings,
-        seed=config["seed"],
     log:
         "logs/npe_train_alternative/{family}_{parametrisation}.log",
     benchmark:
         bench("npe_train_alternative/{family}_{parametrisation}")
+    conda:
+        "../../envs/galaxy-sbi.yaml"
     threads: 1
     resources:
         mem_mb=family_memory_mb,
         runtime=120,
-    conda:
-        "../../envs/galaxy-sbi.yaml"
+    params:
+        npe=npe_settings,
+        seed=config["seed"],
     script:
         "../../scripts/npe_train.py"
 
@@ -70,18 +70,18 @@ rule npe_ordering_study:
         posteriors=ordering_posteriors,
     output:
         ordering="results/evaluation/{family}/ordering.json",
-    params:
-        evaluation=pick(EVALUATION, "n_samples", "seed"),
     log:
         "logs/npe_ordering_study/{family}.log",
     benchmark:
         bench("npe_ordering_study/{family}")
+    conda:
+        "../../envs/galaxy-sbi.yaml"
     threads: 2
     resources:
         mem_mb=4000,
         runtime=60,
-    conda:
-        "../../envs/galaxy-sbi.yaml"
+    params:
+        evaluation=pick(EVALUATION, "n_samples", "seed"),
     script:
         "../../scripts/npe_ordering_study.py"
 
@@ -96,31 +96,46 @@ rule npe_evaluate:
     output:
         metrics="results/evaluation/{family}/metrics.json",
         summary="results/evaluation/{family}/posterior_summary.nc",
-        accuracy=report("results/evaluation/{family}/accuracy.png", caption="../report/posterior_accuracy.rst",
-                        category="4. Posteriors"),
-        coverage=report("results/evaluation/{family}/coverage.png", caption="../report/posterior_calibration.rst",
-                        category="4. Posteriors"),
-        sbc=report("results/evaluation/{family}/sbc.png", caption="../report/posterior_calibration.rst",
-                   category="4. Posteriors"),
-        tarp=report("results/evaluation/{family}/tarp.png", caption="../report/posterior_calibration.rst",
-                    category="4. Posteriors"),
-        snr=report("results/evaluation/{family}/accuracy_vs_snr.png", caption="../report/posterior_snr.rst",
-                   category="4. Posteriors"),
-    params:
-        evaluation=pick(EVALUATION, "n_samples", "seed", "snr"),
-        seed=config["seed"],
-        npe_noise=lambda wildcards: npe_noise(wildcards.family),
+        accuracy=report(
+            "results/evaluation/{family}/accuracy.png",
+            caption="../report/posterior_accuracy.rst",
+            category="4. Posteriors",
+        ),
+        coverage=report(
+            "results/evaluation/{family}/coverage.png",
+            caption="../report/posterior_calibration.rst",
+            category="4. Posteriors",
+        ),
+        sbc=report(
+            "results/evaluation/{family}/sbc.png",
+            caption="../report/posterior_calibration.rst",
+            category="4. Posteriors",
+        ),
+        tarp=report(
+            "results/evaluation/{family}/tarp.png",
+            caption="../report/posterior_calibration.rst",
+            category="4. Posteriors",
+        ),
+        snr=report(
+            "results/evaluation/{family}/accuracy_vs_snr.png",
+            caption="../report/posterior_snr.rst",
+            category="4. Posteriors",
+        ),
     log:
         "logs/npe_evaluate/{family}.log",
     benchmark:
         bench("npe_evaluate/{family}")
-    threads: 1
     priority: critical_path_priority
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    threads: 1
     resources:
         mem_mb=family_memory_mb,
         runtime=120,
-    conda:
-        "../../envs/galaxy-sbi.yaml"
+    params:
+        evaluation=pick(EVALUATION, "n_samples", "seed", "snr"),
+        seed=config["seed"],
+        npe_noise=lambda wildcards: npe_noise(wildcards.family),
     script:
         "../../scripts/npe_evaluate.py"
 
@@ -135,23 +150,29 @@ rule reconstruction:
         sfh="results/sfh/{family}.nc",
     output:
         summary="results/evaluation/{family}/reconstruction.json",
-        plot=report("results/evaluation/{family}/reconstruction.png",
-                    caption="../report/posterior_reconstruction.rst", category="4. Posteriors"),
-        rms_plot=report("results/evaluation/{family}/reconstruction_rms.png",
-                        caption="../report/posterior_reconstruction.rst", category="4. Posteriors"),
-    params:
-        reconstruction=EVALUATION["reconstruction"],
-        seed=EVALUATION["seed"],
+        plot=report(
+            "results/evaluation/{family}/reconstruction.png",
+            caption="../report/posterior_reconstruction.rst",
+            category="4. Posteriors",
+        ),
+        rms_plot=report(
+            "results/evaluation/{family}/reconstruction_rms.png",
+            caption="../report/posterior_reconstruction.rst",
+            category="4. Posteriors",
+        ),
     log:
         "logs/reconstruction/{family}.log",
     benchmark:
         bench("reconstruction/{family}")
+    conda:
+        "../../envs/galaxy-sbi.yaml"
     threads: 1
     resources:
         mem_mb=family_memory_mb,
         runtime=60,
-    conda:
-        "../../envs/galaxy-sbi.yaml"
+    params:
+        reconstruction=EVALUATION["reconstruction"],
+        seed=EVALUATION["seed"],
     script:
         "../../scripts/reconstruction.py"
 
@@ -163,10 +184,18 @@ rule posterior:
         expand(
             "results/evaluation/{family}/{f}",
             family=SFH_FAMILIES,
-            f=["metrics.json", "accuracy.png", "coverage.png", "sbc.png", "tarp.png", "accuracy_vs_snr.png",
-               "reconstruction.json", "reconstruction.png", "reconstruction_rms.png"],
+            f=[
+                "metrics.json",
+                "accuracy.png",
+                "coverage.png",
+                "sbc.png",
+                "tarp.png",
+                "accuracy_vs_snr.png",
+                "reconstruction.json",
+                "reconstruction.png",
+                "reconstruction_rms.png",
+            ],
         ),
-
 
 
 rule ordering:

@@ -11,19 +11,19 @@ rule sfh:
     """One SFH family: SFRs, cumulative mass fractions and the percentile labels t10...t90."""
     output:
         sfh="results/sfh/{family}.nc",
-    params:
-        sfh=sfh_settings,
     log:
         "logs/sfh/{family}.log",
     benchmark:
         bench("sfh/{family}")
-    threads: 2
     priority: CHAIN_PRIORITY_TO_ENCODERS
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    threads: 2
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/galaxy-sbi.yaml"
+    params:
+        sfh=sfh_settings,
     script:
         "../../scripts/sfh.py"
 
@@ -35,20 +35,20 @@ rule spectra_cell:
         grid=rules.ssp_interpolate.output.grid,
     output:
         cube="results/spectra/{family}/{cell}.nc",
-    params:
-        spectra=without_runtime("spectra"),
-        seed=config["seed"],
     log:
         "logs/spectra_cell/{family}_{cell}.log",
     benchmark:
         bench("spectra_cell/{family}_{cell}")
-    threads: 2  # the chain up to the encoders: one job at a time (common.smk)
     priority: CHAIN_PRIORITY_TO_ENCODERS
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    threads: 2  # the chain up to the encoders: one job at a time (common.smk)
     resources:
         mem_mb=4000,
         runtime=20,
-    conda:
-        "../../envs/galaxy-sbi.yaml"
+    params:
+        spectra=without_runtime("spectra"),
+        seed=config["seed"],
     script:
         "../../scripts/spectra_cell.py"
 
@@ -74,17 +74,17 @@ rule spectra_plots:
             caption="../report/spectra_labels.rst",
             category="2. SFHs and synthetic spectra",
         ),
-    params:
-        seed=config["seed"],
     log:
         "logs/spectra_plots/{family}.log",
     benchmark:
         bench("spectra_plots/{family}")
+    conda:
+        "../../envs/galaxy-sbi.yaml"
     resources:
         mem_mb=4000,
         runtime=10,
-    conda:
-        "../../envs/galaxy-sbi.yaml"
+    params:
+        seed=config["seed"],
     script:
         "../../scripts/spectra_plots.py"
 
@@ -93,5 +93,13 @@ rule spectra:
     """Target: every SFH family, its spectra cubes and plots."""
     input:
         expand("results/sfh/{family}.nc", family=SFH_FAMILIES),
-        expand("results/spectra/{family}/{cell}.nc", family=SFH_FAMILIES, cell=SPECTRA_CELLS),
-        expand("results/spectra/{family}_{plot}.png", family=SFH_FAMILIES, plot=["sfhs", "spectra", "labels"]),
+        expand(
+            "results/spectra/{family}/{cell}.nc",
+            family=SFH_FAMILIES,
+            cell=SPECTRA_CELLS,
+        ),
+        expand(
+            "results/spectra/{family}_{plot}.png",
+            family=SFH_FAMILIES,
+            plot=["sfhs", "spectra", "labels"],
+        ),

@@ -1,24 +1,25 @@
 # Stage 1: SSP library -> results/ssp/
 
+
 rule ssp_library:
     """Native SSP cube (alpha?, metallicity, age, wavelength) from FASTAR, milespy or MILES FITS files."""
     input:
         ssp_library_inputs(),
     output:
         library="results/ssp/ssp_library.nc",
-    params:
-        ssp=ssp_library_settings(),
     log:
         "logs/ssp_library.log",
     benchmark:
         bench("ssp_library")
-    threads: 2
     priority: CHAIN_PRIORITY_TO_ENCODERS
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    threads: 2
     resources:
         mem_mb=6000,
         runtime=60,
-    conda:
-        "../../envs/galaxy-sbi.yaml"
+    params:
+        ssp=ssp_library_settings(),
     script:
         "../../scripts/ssp_library.py"
 
@@ -29,19 +30,19 @@ rule ssp_interpolate:
         library=rules.ssp_library.output.library,
     output:
         grid="results/ssp/ssp_grid.nc",
-    params:
-        grid=config["ssp"]["interpolate"],
     log:
         "logs/ssp_interpolate.log",
     benchmark:
         bench("ssp_interpolate")
-    threads: 2  # the chain up to the encoders: one job at a time (common.smk)
     priority: CHAIN_PRIORITY_TO_ENCODERS
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    threads: 2  # the chain up to the encoders: one job at a time (common.smk)
     resources:
         mem_mb=4000,
         runtime=10,
-    conda:
-        "../../envs/galaxy-sbi.yaml"
+    params:
+        grid=config["ssp"]["interpolate"],
     script:
         "../../scripts/ssp_interpolate.py"
 
@@ -56,17 +57,17 @@ rule ssp_overview_plot:
             caption="../report/ssp_overview.rst",
             category="1. SSP library",
         ),
-    params:
-        plot=config["ssp"]["plot"],
     log:
         "logs/ssp_overview_plot.log",
     benchmark:
         bench("ssp_overview_plot")
+    conda:
+        "../../envs/galaxy-sbi.yaml"
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../envs/galaxy-sbi.yaml"
+    params:
+        plot=config["ssp"]["plot"],
     script:
         "../../scripts/ssp_overview_plot.py"
 

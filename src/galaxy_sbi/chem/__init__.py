@@ -12,11 +12,11 @@ from .gce import (
     SOLAR_EPS,
     T_END,
     GCERun,
-    ssp_feedback_table,
     imf_mass_fractions,
     lifetime_gyr,
     run_model,
     simulate,
+    ssp_feedback_table,
 )
 from .yields import ELEMENTS, VICE_PRESETS, YieldSet, YieldTable, load_chempy_yields, load_vice_yields
 

@@ -56,7 +56,7 @@ def _one(args):
         return None
     if isinstance(result, float) and math.isinf(result):
         return None
-    values, names = (result if isinstance(result, tuple) and len(result) == 2 else (result, ELEMENTS))
+    values, names = result if isinstance(result, tuple) and len(result) == 2 else (result, ELEMENTS)
     values = np.asarray(values, dtype=np.float64)
     names = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
     if list(names) != list(ELEMENTS):  # reorder to the simulator's element order

@@ -61,8 +61,7 @@ def simulate_valid(theta_draw, n: int, yields, rng: np.random.Generator, max_rou
     return theta, x, (sum(len(t) for t in thetas) / tried)
 
 
-def simulated_galaxy(yields, priors: Priors, global_values, n_stars: int, noise_dex: float,
-                     rng: np.random.Generator):
+def simulated_galaxy(yields, priors: Priors, global_values, n_stars: int, noise_dex: float, rng: np.random.Generator):
     """One galaxy: stars with shared globals, local parameters from the population prior, noisy observables.
 
     Returns dict(theta (n, 6), true (n, 8), obs (n, 8), acceptance)."""
@@ -106,13 +105,22 @@ def _chabrier_power_law(alpha_imf: float):
     norm = lognormal(1.0)
 
     def imf(m):
-        return lognormal(m) if m < 1.0 else norm * m ** alpha_imf
+        return lognormal(m) if m < 1.0 else norm * m**alpha_imf
 
     return imf
 
 
-def vice_galaxy(global_values, priors: Priors, n_stars: int, n_runs: int, noise_dex: float,
-                rng: np.random.Generator, workdir, preset: str = "tng_like", dt: float = 0.05) -> dict:
+def vice_galaxy(
+    global_values,
+    priors: Priors,
+    n_stars: int,
+    n_runs: int,
+    noise_dex: float,
+    rng: np.random.Generator,
+    workdir,
+    preset: str = "tng_like",
+    dt: float = 0.05,
+) -> dict:
     """Stars of ``n_runs`` VICE one-zone runs (a different GCE code) with the galaxy's global parameters.
 
     Mapping CHEMPY -> VICE (honest where possible, approximate where VICE has no equivalent):
@@ -154,7 +162,7 @@ def vice_galaxy(global_values, priors: Priors, n_stars: int, n_runs: int, noise_
             vice.yields.ccsne.settings[e] = vice_ccsn_fractional(vice, e, cfg["ccsne"], 0.0, imf)
             # VICE returns 0 for an element a SN Ia model does not report
             m_ia = float(vice.yields.sneia.single(e, study=cfg["sneia"], model=cfg["sneia_model"]))
-            vice.yields.sneia.settings[e] = 10.0 ** log_nia * m_ia
+            vice.yields.sneia.settings[e] = 10.0**log_nia * m_ia
             vice.yields.agb.settings[e] = cfg["agb"]
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -166,11 +174,22 @@ def vice_galaxy(global_values, priors: Priors, n_stars: int, n_runs: int, noise_
         sfe, scale, f_out = 10.0 ** loc[2], 10.0 ** loc[3], loc[4]
 
         def sfr(t, scale=scale):
-            return 1e9 * t * np.exp(-t / scale) / scale ** 2 + 1e-3  # Msun/yr, gamma shape 2
+            return 1e9 * t * np.exp(-t / scale) / scale**2 + 1e-3  # Msun/yr, gamma shape 2
 
-        sz = vice.singlezone(name=str(workdir / f"run{r}"), elements=elements, IMF=imf, mode="sfr", func=sfr,
-                             tau_star=1.0 / sfe, eta=0.0, delay=0.04, RIa=lambda t: t ** -1.12, dt=dt,
-                             Mg0=1e8, verbose=False)
+        sz = vice.singlezone(
+            name=str(workdir / f"run{r}"),
+            elements=elements,
+            IMF=imf,
+            mode="sfr",
+            func=sfr,
+            tau_star=1.0 / sfe,
+            eta=0.0,
+            delay=0.04,
+            RIa=lambda t: t**-1.12,
+            dt=dt,
+            Mg0=1e8,
+            verbose=False,
+        )
         for ch in ("ccsne", "sneia", "agb"):
             for e in elements:
                 getattr(sz.entrainment, ch)[e] = 1.0 - f_out
@@ -192,11 +211,14 @@ def vice_galaxy(global_values, priors: Priors, n_stars: int, n_runs: int, noise_
     true = np.concatenate(obs_all)
     good = np.isfinite(true).all(1)
     true = true[good]
-    return {"theta": np.concatenate(theta_all)[good], "true": true,
-            "obs": true + rng.normal(0.0, noise_dex, true.shape)}
+    return {
+        "theta": np.concatenate(theta_all)[good],
+        "true": true,
+        "obs": true + rng.normal(0.0, noise_dex, true.shape),
+    }
 
 
-def load_yields(cfg) -> "object":
+def load_yields(cfg) -> object:
     """Yield set from a config mapping {source: tng|chempy|vice, preset, directory}."""
     from .packaged import tng_yields_dir
     from .yields import load_chempy_yields, load_vice_yields

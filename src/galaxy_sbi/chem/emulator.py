@@ -29,9 +29,19 @@ ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "silu": nn.SiLU}
 
 
 class EmulatorMLP(L.LightningModule):
-    def __init__(self, n_in: int = 6, n_out: int = 8, hidden=(100, 40), learning_rate: float = 1e-3,
-                 theta_low=None, theta_high=None, x_mean=None, x_std=None, scheduler: str = "none",
-                 activation: str = "relu"):
+    def __init__(
+        self,
+        n_in: int = 6,
+        n_out: int = 8,
+        hidden=(100, 40),
+        learning_rate: float = 1e-3,
+        theta_low=None,
+        theta_high=None,
+        x_mean=None,
+        x_std=None,
+        scheduler: str = "none",
+        activation: str = "relu",
+    ):
         super().__init__()
         self.save_hyperparameters(ignore=["theta_low", "theta_high", "x_mean", "x_std"])
         layers, width = [], n_in
@@ -41,8 +51,12 @@ class EmulatorMLP(L.LightningModule):
             width = h
         layers.append(nn.Linear(width, n_out))
         self.net = nn.Sequential(*layers)
-        for name, val, n in (("theta_low", theta_low, n_in), ("theta_high", theta_high, n_in),
-                             ("x_mean", x_mean, n_out), ("x_std", x_std, n_out)):
+        for name, val, n in (
+            ("theta_low", theta_low, n_in),
+            ("theta_high", theta_high, n_in),
+            ("x_mean", x_mean, n_out),
+            ("x_std", x_std, n_out),
+        ):
             default = torch.ones(n) if name in ("theta_high", "x_std") else torch.zeros(n)
             self.register_buffer(name, torch.as_tensor(val, dtype=torch.float32) if val is not None else default)
         self.history = {"epoch": [], "train_loss": [], "val_loss": []}
@@ -80,7 +94,9 @@ class EmulatorMLP(L.LightningModule):
         self.history["epoch"].append(self.current_epoch + 1)
         self.history["train_loss"].append(train)
         self.history["val_loss"].append(val)
-        log.info("epoch %d: train MSE %.3e, validation MSE %.3e (standardised units)", self.current_epoch + 1, train, val)
+        log.info(
+            "epoch %d: train MSE %.3e, validation MSE %.3e (standardised units)", self.current_epoch + 1, train, val
+        )
         self._train_sum, self._train_n = 0.0, 0
 
     def configure_optimizers(self):
@@ -89,8 +105,9 @@ class EmulatorMLP(L.LightningModule):
         if kind == "none":
             return opt
         if kind == "onecycle":  # warm-up to learning_rate, cosine annealing to ~0 at the last step
-            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.hparams.learning_rate,
-                                                        total_steps=int(self.trainer.estimated_stepping_batches))
+            sched = torch.optim.lr_scheduler.OneCycleLR(
+                opt, max_lr=self.hparams.learning_rate, total_steps=int(self.trainer.estimated_stepping_batches)
+            )
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
         if kind == "cosine":  # cosine annealing from learning_rate to 0 over all steps
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=int(self.trainer.estimated_stepping_batches))
@@ -101,9 +118,23 @@ class EmulatorMLP(L.LightningModule):
         raise ValueError(f"unknown emulator scheduler {kind!r} (none, onecycle, cosine, plateau)")
 
 
-def train_emulator(theta_train, x_train, theta_val, x_val, *, theta_low, theta_high, hidden=(100, 40),
-                   batch_size: int = 64, learning_rate: float = 1e-3, epochs: int = 20, seed: int = 0,
-                   scheduler: str = "none", activation: str = "relu", progress: bool = False) -> EmulatorMLP:
+def train_emulator(
+    theta_train,
+    x_train,
+    theta_val,
+    x_val,
+    *,
+    theta_low,
+    theta_high,
+    hidden=(100, 40),
+    batch_size: int = 64,
+    learning_rate: float = 1e-3,
+    epochs: int = 20,
+    seed: int = 0,
+    scheduler: str = "none",
+    activation: str = "relu",
+    progress: bool = False,
+) -> EmulatorMLP:
     """Fit the MLP; ``model.history`` holds the per-epoch training and validation MSE.
 
     ``scheduler``: learning-rate schedule (``none``: constant, the study; ``onecycle``; ``cosine``;
@@ -112,24 +143,46 @@ def train_emulator(theta_train, x_train, theta_val, x_val, *, theta_low, theta_h
     L.seed_everything(seed, workers=True, verbose=False)
     f32 = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
     tt, xt, tv, xv = map(f32, (theta_train, x_train, theta_val, x_val))
-    model = EmulatorMLP(tt.shape[1], xt.shape[1], tuple(hidden), learning_rate, theta_low, theta_high,
-                        xt.mean(0), xt.std(0).clamp_min(1e-6), scheduler=scheduler,
-                        activation=activation)
+    model = EmulatorMLP(
+        tt.shape[1],
+        xt.shape[1],
+        tuple(hidden),
+        learning_rate,
+        theta_low,
+        theta_high,
+        xt.mean(0),
+        xt.std(0).clamp_min(1e-6),
+        scheduler=scheduler,
+        activation=activation,
+    )
     gen = torch.Generator().manual_seed(seed)
     ds = torch.utils.data.TensorDataset(tt, xt)
     batches = torch.utils.data.BatchSampler(torch.utils.data.RandomSampler(ds, generator=gen), batch_size, False)
     train_dl = torch.utils.data.DataLoader(ds, sampler=batches, batch_size=None)
     val_dl = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(tv, xv), batch_size=4096)
-    trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=progress, enable_model_summary=False, deterministic=True,
-                        num_sanity_val_steps=0)
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        deterministic=True,
+        num_sanity_val_steps=0,
+    )
     import time
 
     start = time.perf_counter()
     trainer.fit(model, train_dl, val_dl)
     model.training_time_s = round(time.perf_counter() - start, 2)
-    log.info("emulator trained in %.1f s (%d epochs, batch %d, %s schedule)", model.training_time_s, epochs,
-             batch_size, scheduler)
+    log.info(
+        "emulator trained in %.1f s (%d epochs, batch %d, %s schedule)",
+        model.training_time_s,
+        epochs,
+        batch_size,
+        scheduler,
+    )
     model.eval()
     return model
 
@@ -138,7 +191,7 @@ def predict(model: EmulatorMLP, theta, batch: int = 65536) -> np.ndarray:
     """Emulated abundances (N, 8) for parameters (N, 6), as float64 NumPy."""
     theta = torch.as_tensor(np.asarray(theta), dtype=torch.float32)
     with torch.no_grad():
-        out = [model(theta[i:i + batch]) for i in range(0, len(theta), batch)]
+        out = [model(theta[i : i + batch]) for i in range(0, len(theta), batch)]
     return torch.cat(out).double().numpy() if out else np.zeros((0, model.hparams.n_out))
 
 

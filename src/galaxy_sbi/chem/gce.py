@@ -55,33 +55,45 @@ from .yields import ELEMENTS, YieldSet
 
 #: Names of the six inputs, in the order of the columns of ``theta``.
 PARAMETER_NAMES: tuple[str, ...] = (
-    "alpha_IMF", "log10_N_Ia", "log10_SFE", "log10_SFR_scale", "outflow_fraction", "birth_time",
+    "alpha_IMF",
+    "log10_N_Ia",
+    "log10_SFE",
+    "log10_SFR_scale",
+    "outflow_fraction",
+    "birth_time",
 )
 #: Output columns: ``[X/Fe]`` for every traced element except Fe, which holds ``[Fe/H]``.
 OUTPUT_LABELS: tuple[str, ...] = tuple("[Fe/H]" if e == "Fe" else f"[{e}/Fe]" for e in ELEMENTS)
 
-T_END = 13.797617          # model end time (Gyr)
-N_NOMINAL = 28             # nominal number of time points
-MAX_STAR_AGE = 13.0        # CHEMPY asserts age = T_END - T <= 13 Gyr
+T_END = 13.797617  # model end time (Gyr)
+N_NOMINAL = 28  # nominal number of time points
+MAX_STAR_AGE = 13.0  # CHEMPY asserts age = T_END - T <= 13 Gyr
 SFR_BIRTH_MIN_RATIO = 0.05  # SFR at birth / mean SFR below this -> rejected
-SNIA_DELAY = 0.04          # Gyr
+SNIA_DELAY = 0.04  # Gyr
 SNIA_EXPONENT = 1.12
-SNIA_HORIZON = 13.8        # Gyr; the discrete DTD is normalised on a grid reaching this age
+SNIA_HORIZON = 13.8  # Gyr; the discrete DTD is normalised on a grid reaching this age
 X_H, X_HE = 0.76, 0.24
 
 #: Asplund et al. (2009) photospheric values as tabulated in CHEMPY, eps = log10(N_X/N_H) + 12.
-SOLAR_EPS = {"H": 12.00, "He": 10.93, "C": 8.43, "N": 7.83, "O": 8.69, "Ne": 7.93, "Mg": 7.60,
-             "Si": 7.51, "Fe": 7.50}
-ATOMIC_MASS = {"H": 1.00794, "He": 4.002602, "C": 12.0107, "N": 14.0067, "O": 15.9994,
-               "Ne": 20.1797, "Mg": 24.305, "Si": 28.0855, "Fe": 55.845}
+SOLAR_EPS = {"H": 12.00, "He": 10.93, "C": 8.43, "N": 7.83, "O": 8.69, "Ne": 7.93, "Mg": 7.60, "Si": 7.51, "Fe": 7.50}
+ATOMIC_MASS = {
+    "H": 1.00794,
+    "He": 4.002602,
+    "C": 12.0107,
+    "N": 14.0067,
+    "O": 15.9994,
+    "Ne": 20.1797,
+    "Mg": 24.305,
+    "Si": 28.0855,
+    "Fe": 55.845,
+}
 
 # Chabrier_TNG IMF
 _IMF_A, _IMF_MC, _IMF_SIGMA, _IMF_B = 0.852464, 0.079, 0.69, 0.237912
 IMF_MASSES = np.linspace(0.1, 100.0, 5000)
 
 # Portinari et al. (1998) lifetime fit as in CHEMPY: log10(tau/yr) = poly(log10 m, log10 Z)
-_LT = (10.0153615, -3.91089893, 0.99947209, -0.03601771, -0.31139679, 0.09109059, -0.03218365,
-       -0.01323112)
+_LT = (10.0153615, -3.91089893, 0.99947209, -0.03601771, -0.31139679, 0.09109059, -0.03218365, -0.01323112)
 
 _IH, _IHE, _IFE = ELEMENTS.index("H"), ELEMENTS.index("He"), ELEMENTS.index("Fe")
 _METALS = [i for i, e in enumerate(ELEMENTS) if e not in ("H", "He")]
@@ -95,16 +107,27 @@ def lifetime_gyr(mass, metallicity):
     lm = torch.log10(m)
     lz = torch.where(z > 0, torch.log10(z.clamp_min(1e-300)), torch.full_like(z, -5.0))
     c = _LT
-    log_tau = (c[0] + c[1] * lm + c[2] * lm**2 + c[3] * lz + c[4] * lm * lz + c[5] * lm**2 * lz
-               + c[6] * lz**2 + c[7] * lz**2 * lm)
-    return 10.0 ** log_tau / 1e9
+    log_tau = (
+        c[0]
+        + c[1] * lm
+        + c[2] * lm**2
+        + c[3] * lz
+        + c[4] * lm * lz
+        + c[5] * lm**2 * lz
+        + c[6] * lz**2
+        + c[7] * lz**2 * lm
+    )
+    return 10.0**log_tau / 1e9
 
 
 def imf_mass_fractions(alpha_imf: float) -> np.ndarray:
     """Fraction of SSP mass carried by each of the 5000 IMF grid points (Chabrier_TNG, §5)."""
     x = IMF_MASSES
-    dn = np.where(x < 1, _IMF_A / x * np.exp(-np.log10(x / _IMF_MC) ** 2 / (2 * _IMF_SIGMA**2)),
-                  np.where(x > 1, _IMF_B * x**alpha_imf, 0.0))
+    dn = np.where(
+        x < 1,
+        _IMF_A / x * np.exp(-(np.log10(x / _IMF_MC) ** 2) / (2 * _IMF_SIGMA**2)),
+        np.where(x > 1, _IMF_B * x**alpha_imf, 0.0),
+    )
     xdn = x * dn
     return xdn / xdn.sum()
 
@@ -129,7 +152,7 @@ class _Prepared:
         # IMF below 1 M☉ (alpha-independent): cumulative x*dn over grid points 0..i0-1
         low = x < 1
         self.n_low = int(low.sum())
-        xdn_low = _IMF_A * np.exp(-np.log10(x[low] / _IMF_MC) ** 2 / (2 * _IMF_SIGMA**2))
+        xdn_low = _IMF_A * np.exp(-(np.log10(x[low] / _IMF_MC) ** 2) / (2 * _IMF_SIGMA**2))
         self.low_cum = torch.as_tensor(np.concatenate([[0.0], np.cumsum(xdn_low)]), **kw)  # (i0 + 1,)
         self.low_total = float(self.low_cum[-1])
 
@@ -152,7 +175,7 @@ class _Prepared:
         if bounds[-1] < len(x):
             bounds.append(len(x))
             labels.append(None)
-        self.seg_bounds = torch.as_tensor(bounds, device=device)           # (S+1,)
+        self.seg_bounds = torch.as_tensor(bounds, device=device)  # (S+1,)
         self.n_seg = len(labels)
         lut = np.searchsorted(np.asarray(bounds), np.arange(len(x) + 1), side="right") - 1
         self.seg_of_index = torch.as_tensor(np.minimum(lut, self.n_seg - 1), device=device)  # (5001,)
@@ -185,9 +208,10 @@ class _Prepared:
         self.node_offset = torch.as_tensor([0, self.n_tab[0]], device=device)
         big = 1e300
         self.inner_nodes = torch.as_tensor(
-            np.stack([np.concatenate([n[1:-1], np.full(max(self.n_tab) - len(n), big)]) for n in nodes]), **kw)
+            np.stack([np.concatenate([n[1:-1], np.full(max(self.n_tab) - len(n), big)]) for n in nodes]), **kw
+        )
         # clamps of log10 Z: SN II extrapolates below its lowest non-zero node, AGB does not (§7.3)
-        self.inner_nodes_t = self.inner_nodes.T.contiguous()[:, :, None]    # (K, 2, 1)
+        self.inner_nodes_t = self.inner_nodes.T.contiguous()[:, :, None]  # (K, 2, 1)
         self.t_lo = torch.as_tensor([-big if self.snii_zero_table else nodes[0][0], nodes[1][0]], **kw)
         self.t_hi = torch.as_tensor([nodes[0][-1], nodes[1][-1]], **kw)
 
@@ -215,8 +239,9 @@ class _Prepared:
         self.primordial = torch.as_tensor(prim, **kw)
         metal = np.array([0.0 if e in ("H", "He") else 1.0 for e in ELEMENTS])
         self.metal_and_all = torch.as_tensor(np.stack([metal, np.ones(len(ELEMENTS))], 1), **kw)  # (9, 2)
-        self.log_norm = torch.as_tensor([math.log10(ATOMIC_MASS["H"] / ATOMIC_MASS[e]) + 12 - SOLAR_EPS[e]
-                                         for e in ELEMENTS], **kw)
+        self.log_norm = torch.as_tensor(
+            [math.log10(ATOMIC_MASS["H"] / ATOMIC_MASS[e]) + 12 - SOLAR_EPS[e] for e in ELEMENTS], **kw
+        )
 
 
 def _at_least_two_tables(t):
@@ -230,7 +255,7 @@ def _at_least_two_tables(t):
     return zt, net, unproc
 
 
-_CACHE: "WeakKeyDictionary[YieldSet, dict]" = WeakKeyDictionary()
+_CACHE: WeakKeyDictionary[YieldSet, dict] = WeakKeyDictionary()
 
 
 def _prepared(ys: YieldSet, device, dtype) -> _Prepared:
@@ -249,21 +274,21 @@ class GCERun:
     ``n - 1``, normally 27). Element axes follow :data:`ELEMENTS`.
     """
 
-    theta: torch.Tensor        # (B, 6)
-    time: torch.Tensor         # (B, 28) Gyr
-    n_steps: torch.Tensor      # (B,) number of grid points n (28, or 27 for T > T_END)
-    sfr: torch.Tensor          # (B, 28) mass formed per step (sums to 1 over k < n)
-    frac: torch.Tensor         # (B,) shortened-SFR rescaling (fraction of extended-grid SF before T)
+    theta: torch.Tensor  # (B, 6)
+    time: torch.Tensor  # (B, 28) Gyr
+    n_steps: torch.Tensor  # (B,) number of grid points n (28, or 27 for T > T_END)
+    sfr: torch.Tensor  # (B, 28) mass formed per step (sums to 1 over k < n)
+    frac: torch.Tensor  # (B,) shortened-SFR rescaling (fraction of extended-grid SF before T)
     sfr_birth_ratio: torch.Tensor  # (B,) SFR at birth / mean SFR on the extended grid
-    ism: torch.Tensor          # (B, 28, 9) ISM element masses after star formation
-    corona: torch.Tensor       # (B, 28, 9) corona element masses
-    corona_gas: torch.Tensor   # (B, 28) corona total gas (tracked separately, as in CHEMPY)
-    infall: torch.Tensor       # (B, 28) gas moved corona -> ISM at each step
+    ism: torch.Tensor  # (B, 28, 9) ISM element masses after star formation
+    corona: torch.Tensor  # (B, 28, 9) corona element masses
+    corona_gas: torch.Tensor  # (B, 28) corona total gas (tracked separately, as in CHEMPY)
+    infall: torch.Tensor  # (B, 28) gas moved corona -> ISM at each step
     metallicity: torch.Tensor  # (B, 28) Z_k (7 traced metals / 9-element gas)
-    feedback: torch.Tensor     # (B, 28, 9) stellar feedback F entering the gas at each step
-    n_snia: torch.Tensor       # (B, 28) SN Ia per unit SSP mass at each age step (nIa_m)
-    valid: torch.Tensor        # (B,) accepted by CHEMPY's tests
-    abundances: torch.Tensor   # (B, 9) output vector (NaN where not valid)
+    feedback: torch.Tensor  # (B, 28, 9) stellar feedback F entering the gas at each step
+    n_snia: torch.Tensor  # (B, 28) SN Ia per unit SSP mass at each age step (nIa_m)
+    valid: torch.Tensor  # (B,) accepted by CHEMPY's tests
+    abundances: torch.Tensor  # (B, 9) output vector (NaN where not valid)
 
     @property
     def stellar_mass(self) -> torch.Tensor:
@@ -286,7 +311,7 @@ class _IMF:
         d = P.dx
         self.p = p
         self.alpha = alpha[:, None]
-        self.q = p + 1            # exponent of the integral of x^p
+        self.q = p + 1  # exponent of the integral of x^p
         self.small = self.q.abs() < 1e-9
         self.any_small = bool(self.small.any())  # alpha = -2 (to 1e-9) needs the log form below
         self.q_safe = torch.where(self.small, torch.ones_like(p), self.q)
@@ -342,8 +367,8 @@ def _z_weights(P: _Prepared, z: torch.Tensor, log10_z: torch.Tensor | None = Non
     lz = (torch.log10(z) if log10_z is None else log10_z)[None, :]  # -inf for z = 0
     if P.snii_zero_table:  # z = 0 -> the Z = 0 table (node at log10(1e-10))
         lz = torch.where(lz == -math.inf, P.node_flat[0], lz)
-    t = torch.maximum(torch.minimum(lz, P.t_hi[:, None]), P.t_lo[:, None])   # (2, B)
-    j_lo = (t > P.inner_nodes_t).sum(0).add_(P.node_offset[:, None])          # (2, B) flat index
+    t = torch.maximum(torch.minimum(lz, P.t_hi[:, None]), P.t_lo[:, None])  # (2, B)
+    j_lo = (t > P.inner_nodes_t).sum(0).add_(P.node_offset[:, None])  # (2, B) flat index
     flat = j_lo.view(-1)
     lo = P.node_flat.index_select(0, flat).view(2, B)
     hi = P.node_flat.index_select(0, flat + 1).view(2, B)
@@ -374,7 +399,7 @@ def _alive_counts(P: _Prepared, c, log_age):
     # (an estimate: rounding here cannot change the exact count below)
     k_est = lm_star.mul_(math.log(10.0)).exp_().sub_(P.x0).div_(P.dx).ceil_()
     base = k_est.sub_(_WINDOW).clamp_(0, P.n_grid - 2 * _WINDOW).long()
-    idx = base + P.window_offsets.view(-1, *([1] * base.dim()))              # (2W, B, L): base + w
+    idx = base + P.window_offsets.view(-1, *([1] * base.dim()))  # (2W, B, L): base + w
     lm = P.lm.index_select(0, idx.view(-1)).view(idx.shape)
     alive = torch.addcmul(c0, torch.addcmul(c1, c2, lm), lm) > log_age
     return alive.sum(0).add_(base)
@@ -401,34 +426,34 @@ def _ssp_feedback(P: _Prepared, imf: _IMF, z, ages, log_ages, scale=None):
     nc = len(ELEMENTS) + 1
     S = P.n_seg
     log10_z = torch.log10(z)
-    c = _lifetime_coefficients(P, z, log10_z)                                 # (B, 3)
-    alive = _alive_counts(P, c, log_ages).clamp_max_(P.n_grid - 1)           # x = 100 never dies
+    c = _lifetime_coefficients(P, z, log10_z)  # (B, 3)
+    alive = _alive_counts(P, c, log_ages).clamp_max_(P.n_grid - 1)  # x = 100 never dies
 
     # AGB cut-off (§7.4): the AGB channel is dropped from the first age step whose dying mass mu_m < 1.
-    a_star = torch.pow(10.0, c @ P.cut_powers - 9.0) @ P.cut_weights         # (B, 1)
-    agb_off = ages > a_star                                                  # a prefix is "on"
+    a_star = torch.pow(10.0, c @ P.cut_powers - 9.0) @ P.cut_weights  # (B, 1)
+    agb_off = ages > a_star  # a prefix is "on"
     n_on = L - agb_off.sum(1, keepdim=True)
     top = torch.full((B, 1), P.n_grid - 1, device=z.device, dtype=alive.dtype)
     e = torch.maximum(alive, agb_off * P.agb_top_index)
     prev = torch.gather(torch.cat([top, alive], 1), 1, n_on).clamp_min_(P.agb_top_index)
-    j = torch.cat([top, e, prev], 1)                                          # (B, L+2)
+    j = torch.cat([top, e, prev], 1)  # (B, L+2)
 
     # cumulative IMF-weighted yields at the segment bounds K (B, S+1, 10), built in place
-    w = _z_weights(P, z, log10_z)                                             # (R, B)
+    w = _z_weights(P, z, log10_z)  # (R, B)
     if scale is not None:
         w = w.mul_(scale)
     cum = (w.T @ P.seg_yu_0).view(B, S + 1, nc)
     cum.mul_(imf.seg_mass0).cumsum_(1)
-    pairs = cum.view(-1).as_strided((B * (S + 1) - 1, 2 * nc), (nc, 1))       # row r: (K_r, K_{r+1})
+    pairs = cum.view(-1).as_strided((B * (S + 1) - 1, 2 * nc), (nc, 1))  # row r: (K_r, K_{r+1})
 
-    seg = P.seg_of_index.index_select(0, j.view(-1)).view(B, L + 2)          # (B, L+2)
+    seg = P.seg_of_index.index_select(0, j.view(-1)).view(B, L + 2)  # (B, L+2)
     frac = (imf(j) - torch.gather(imf.bounds_c, 1, seg)).mul_(torch.gather(imf.inv_seg_mass, 1, seg))
     rows = pairs.index_select(0, (seg + imf.row_offset).view(-1))
     phi = torch.lerp(rows[:, :nc], rows[:, nc:], frac.view(-1, 1)).view(B, L + 2, nc)
-    out = phi[:, :L] - phi[:, 1:L + 1]
+    out = phi[:, :L] - phi[:, 1 : L + 1]
     # at the first "off" step m* (row n_on) the upper point is raised too
     col = n_on.clamp_max(L - 1)[:, :, None].expand(-1, 1, nc)
-    fix = (phi[:, L + 1:] - torch.gather(phi, 1, col)) * (n_on < L)[:, :, None]
+    fix = (phi[:, L + 1 :] - torch.gather(phi, 1, col)) * (n_on < L)[:, :, None]
     return out.scatter_add_(1, col, fix)
 
 
@@ -437,8 +462,9 @@ def _as_theta(theta, device, dtype) -> torch.Tensor:
     if t.ndim == 1:
         t = t[None]
     if t.ndim != 2 or t.shape[1] != len(PARAMETER_NAMES):
-        raise ValueError(f"theta must have shape (N, {len(PARAMETER_NAMES)}) with columns {PARAMETER_NAMES}; "
-                         f"got {tuple(t.shape)}")
+        raise ValueError(
+            f"theta must have shape (N, {len(PARAMETER_NAMES)}) with columns {PARAMETER_NAMES}; got {tuple(t.shape)}"
+        )
     return t
 
 
@@ -457,27 +483,38 @@ def _snia_rates(n0, dt, n_ages: int):
     rate = (SNIA_EXPONENT - 1) / SNIA_DELAY
     a = torch.arange(n_ages, **kw) * dt[:, None]
     g = torch.where(a >= SNIA_DELAY, rate * (a.clamp_min(SNIA_DELAY) / SNIA_DELAY) ** (-SNIA_EXPONENT), 0.0)
-    m_first = torch.ceil(SNIA_DELAY / dt).clamp_min(1)       # first m with m*dt >= tau_Ia
-    m_last = torch.ceil(SNIA_HORIZON / dt)                   # first m with m*dt >= 13.8
+    m_first = torch.ceil(SNIA_DELAY / dt).clamp_min(1)  # first m with m*dt >= tau_Ia
+    m_last = torch.ceil(SNIA_HORIZON / dt)  # first m with m*dt >= 13.8
     s = torch.tensor(SNIA_EXPONENT, **kw)
-    total = rate * (dt / SNIA_DELAY) ** (-SNIA_EXPONENT) * (
-        torch.special.zeta(s, m_first) - torch.special.zeta(s, m_last + 1))
+    total = (
+        rate
+        * (dt / SNIA_DELAY) ** (-SNIA_EXPONENT)
+        * (torch.special.zeta(s, m_first) - torch.special.zeta(s, m_last + 1))
+    )
     return (n0 / total)[:, None] * g
 
 
 def _imf_setup(P: _Prepared, alpha) -> _IMF:
     """IMF cumulative-mass evaluator with the cumulative mass at the segment bounds."""
     imf = _IMF(P, alpha)
-    imf.bounds_c = imf(P.seg_bounds.expand(alpha.shape[0], -1))                # (B, S+1)
-    seg_mass = imf.bounds_c[:, 1:] - imf.bounds_c[:, :-1]                        # (B, S)
+    imf.bounds_c = imf(P.seg_bounds.expand(alpha.shape[0], -1))  # (B, S+1)
+    seg_mass = imf.bounds_c[:, 1:] - imf.bounds_c[:, :-1]  # (B, S)
     imf.inv_seg_mass = 1 / seg_mass
     imf.seg_mass0 = torch.cat([torch.zeros_like(seg_mass[:, :1]), seg_mass], 1)[:, :, None]  # (B, S+1, 1)
     imf.row_offset = torch.arange(alpha.shape[0], device=alpha.device)[:, None] * (P.n_seg + 1)
     return imf
 
 
-def ssp_feedback_table(yields: YieldSet, *, alpha_imf: float, metallicity: float, birth_composition,
-                       dt: float, n_ages: int, log10_n_ia: float = -2.89) -> torch.Tensor:
+def ssp_feedback_table(
+    yields: YieldSet,
+    *,
+    alpha_imf: float,
+    metallicity: float,
+    birth_composition,
+    dt: float,
+    n_ages: int,
+    log10_n_ia: float = -2.89,
+) -> torch.Tensor:
     """Feedback table of one SSP: (n_ages + 1, 9) mass of each element returned per unit SSP mass in
     age steps m = 0 .. n_ages (row 0 is zero), for an age grid of spacing ``dt`` Gyr (§5–§8).
 
@@ -491,7 +528,7 @@ def ssp_feedback_table(yields: YieldSet, *, alpha_imf: float, metallicity: float
     xb = xb / xb.sum()
     dt_t = torch.tensor([float(dt)], **kw)
     ages = torch.arange(1, n_ages + 1, **kw)[None] * dt_t[:, None]
-    n_ia = _snia_rates(torch.tensor([10.0 ** log10_n_ia], **kw), dt_t, n_ages + 1)
+    n_ia = _snia_rates(torch.tensor([10.0**log10_n_ia], **kw), dt_t, n_ages + 1)
     with torch.no_grad():
         imf = _imf_setup(P, torch.tensor([float(alpha_imf)], **kw))
         f = _ssp_feedback(P, imf, z, ages, torch.log10(ages) + 9.0)[0]
@@ -546,7 +583,7 @@ def _run_chunk(theta: torch.Tensor, P: _Prepared, record: bool):
     # --- state (§4) ---
     # The per-step state is kept batch-last, (28, 9, B) and (28, B): every per-step operation then
     # runs over contiguous rows of length B (broadcasting over a short inner axis is slow on CPU).
-    prim = P.primordial[:, None]                                              # (9, 1)
+    prim = P.primordial[:, None]  # (9, 1)
     ism = torch.zeros(nt, ne, B, **kw)
     cor = torch.zeros_like(ism)
     corgas = torch.zeros(nt, B, **kw)
@@ -557,10 +594,10 @@ def _run_chunk(theta: torch.Tensor, P: _Prepared, record: bool):
     # state: sum_{i<k} sfr_i nIa_{k-i} y_Ia, a convolution done once (nIa_0 = 0: no SN Ia at age 0).
     ia = torch.zeros(B, nt, **kw)
     for i in range(nt - 1):
-        ia[:, i + 1:].addcmul_(n_ia[:, 1:nt - i], sfr[:, i:i + 1])
-    fbuf = ia[:, :, None] * P.y_ia                                            # (B, 28, 9)
+        ia[:, i + 1 :].addcmul_(n_ia[:, 1 : nt - i], sfr[:, i : i + 1])
+    fbuf = ia[:, :, None] * P.y_ia  # (B, 28, 9)
     sfe_dt = sfe * dt
-    sfr_t = sfr.T.contiguous()                                                # (28, B)
+    sfr_t = sfr.T.contiguous()  # (28, B)
     need_t = (sfr / sfe_dt[:, None]).T.contiguous()
     sfr0 = sfr[:, 0]
     i0 = torch.maximum(1.0000001 * sfr0, sfr0 / sfe_dt)
@@ -570,22 +607,22 @@ def _run_chunk(theta: torch.Tensor, P: _Prepared, record: bool):
     infall[0] = i0
     gas_before_sf[0] = i0
     f_in = 1 - f_out
-    metal_and_all = P.metal_and_all.T.contiguous()                            # (2, 9)
+    metal_and_all = P.metal_and_all.T.contiguous()  # (2, 9)
 
     for i in range(nt - 1):
         length = nt - 1 - i
-        mz = metal_and_all @ ism[i]                                           # metals, all (2, B)
+        mz = metal_and_all @ ism[i]  # metals, all (2, B)
         torch.div(mz[0], mz[1], out=zmet[i])
         prev = ism[max(i - 1, 0)]
-        xb = (prev / prev.sum(0)).T.contiguous()                              # (B, 9)
+        xb = (prev / prev.sum(0)).T.contiguous()  # (B, 9)
         # feedback of the SSP born now (mass sfr_i), (B, L, 10)
-        y = _ssp_feedback(P, imf, zmet[i], time[:, 1:length + 1], log_ages[:, :length], sfr_t[i])
-        fb = fbuf[:, i + 1:]
+        y = _ssp_feedback(P, imf, zmet[i], time[:, 1 : length + 1], log_ages[:, :length], sfr_t[i])
+        fb = fbuf[:, i + 1 :]
         fb.add_(y[..., :ne])
         fb.addcmul_(y[..., ne:], xb[:, None, :])
 
         k = i + 1
-        f = fbuf[:, k].T.contiguous()                                         # (9, B)
+        f = fbuf[:, k].T.contiguous()  # (9, B)
         s_k = sfr_t[k]
         new = torch.addcmul(ism[i], f_in, f)
         c_el = torch.addcmul(torch.addcmul(cor[i], f_out, f), prim, s_k)
@@ -609,33 +646,50 @@ def _run_chunk(theta: torch.Tensor, P: _Prepared, record: bool):
     # --- acceptance (§1.3, §4.4) and output (§9) ---
     tested = steps[None, :] < (n_steps - 1)[:, None]
     negative = ((ism < 0).any(2) | (ism.sum(2) < 0) | (corgas < 0)) & tested
-    starved = ((gas_before_sf < sfr) & in_run).any(1)   # CHEMPY would raise an AssertionError
+    starved = ((gas_before_sf < sfr) & in_run).any(1)  # CHEMPY would raise an AssertionError
     final = torch.gather(ism, 1, (n_steps - 1)[:, None, None].expand(-1, 1, ne))[:, 0]
-    x_h = torch.log10(final / final[:, _IH:_IH + 1]) + P.log_norm
-    out = x_h - x_h[:, _IFE:_IFE + 1]
+    x_h = torch.log10(final / final[:, _IH : _IH + 1]) + P.log_norm
+    out = x_h - x_h[:, _IFE : _IFE + 1]
     out[:, _IFE] = x_h[:, _IFE]
     valid = domain & (ratio >= SFR_BIRTH_MIN_RATIO) & ~negative.any(1) & ~starved & torch.isfinite(out).all(1)
     out = torch.where(valid[:, None], out, torch.full_like(out, float("nan")))
     if not record:
         return out, valid
     c = torch.Tensor.contiguous
-    return GCERun(theta=theta, time=time, n_steps=n_steps, sfr=sfr, frac=frac, sfr_birth_ratio=ratio,
-                  ism=c(ism), corona=c(cor), corona_gas=c(corgas), infall=c(infall), metallicity=c(zmet),
-                  feedback=fbuf,
-                  n_snia=n_ia, valid=valid, abundances=out)
+    return GCERun(
+        theta=theta,
+        time=time,
+        n_steps=n_steps,
+        sfr=sfr,
+        frac=frac,
+        sfr_birth_ratio=ratio,
+        ism=c(ism),
+        corona=c(cor),
+        corona_gas=c(corgas),
+        infall=c(infall),
+        metallicity=c(zmet),
+        feedback=fbuf,
+        n_snia=n_ia,
+        valid=valid,
+        abundances=out,
+    )
 
 
 def run_model(theta, yields: YieldSet, *, device=None, dtype=torch.float64) -> GCERun:
     """Run the model and return the full per-step bookkeeping (:class:`GCERun`), as torch tensors."""
-    device = torch.device(device) if device is not None else (
-        theta.device if isinstance(theta, torch.Tensor) else torch.device("cpu"))
+    device = (
+        torch.device(device)
+        if device is not None
+        else (theta.device if isinstance(theta, torch.Tensor) else torch.device("cpu"))
+    )
     t = _as_theta(theta, device, dtype)
     with torch.no_grad():
         return _run_chunk(t, _prepared(yields, device, dtype), record=True)
 
 
-def simulate(theta, yields: YieldSet, *, chunk_size: int = 2048, n_workers: int | None = None, device=None,
-             dtype=torch.float64):
+def simulate(
+    theta, yields: YieldSet, *, chunk_size: int = 2048, n_workers: int | None = None, device=None, dtype=torch.float64
+):
     """Abundances CHEMPY reports at the birth time, for a batch of parameter sets.
 
     Parameters
@@ -682,7 +736,7 @@ def simulate(theta, yields: YieldSet, *, chunk_size: int = 2048, n_workers: int 
 
     def run(start):
         with torch.no_grad():
-            return _run_chunk(t[start:start + chunk_size], P, record=False)
+            return _run_chunk(t[start : start + chunk_size], P, record=False)
 
     # On CPU the ops run single-threaded in every case: for these small tensors torch's intra-op
     # threads cost far more than they gain (~10x slower on a busy 2-core machine).

@@ -42,7 +42,6 @@ from ..inference.calibration import credibility_gaussian, credibility_grid
 from .npe import log_prob_grid, sample
 from .priors import N_GLOBAL, Priors
 
-
 #: gaussian: the study's product of Gaussians; grid: the calibrated method (grid + systematic kernel);
 #: grid_stat: the grid posterior without the systematic kernel (a diagnostic)
 METHODS = ("gaussian", "grid", "grid_stat")
@@ -97,8 +96,17 @@ def _grid(box, n):
     return np.column_stack([A.ravel(), B.ravel()]), (a, b)
 
 
-def grid_posterior(posterior, x, priors: Priors, n_grid: int = 40, n_zoom: int = 4, truth=None,
-                   threshold: float = 15.0, acceptance=None, n_coarse: int | None = None) -> dict:
+def grid_posterior(
+    posterior,
+    x,
+    priors: Priors,
+    n_grid: int = 40,
+    n_zoom: int = 4,
+    truth=None,
+    threshold: float = 15.0,
+    acceptance=None,
+    n_coarse: int | None = None,
+) -> dict:
     """Posterior of Lambda on a zoomed 2-D grid from the ``global`` NPE: mean, cov, credibility of ``truth``.
 
     ``acceptance``: the :class:`~galaxy_sbi.chem.npe.AcceptanceModel` of an NPE trained on accepted
@@ -130,7 +138,7 @@ def grid_posterior(posterior, x, priors: Priors, n_grid: int = 40, n_zoom: int =
         logp[ev] = log_prob_grid(posterior, x, allpts[ev]).sum(0) + priors.global_log_prior(allpts[ev])
         if acceptance is not None:
             logp[ev] = logp[ev] - len(x) * acceptance.log_p(allpts[ev])
-        logp_grid, logp_extra = logp[: len(pts)], logp[len(pts):]
+        logp_grid, logp_extra = logp[: len(pts)], logp[len(pts) :]
         w = np.exp(logp_grid - logp_grid.max())
         w /= w.sum()
         mean = w @ pts
@@ -142,14 +150,19 @@ def grid_posterior(posterior, x, priors: Priors, n_grid: int = 40, n_zoom: int =
             break
         keep = (logp_grid > logp_grid.max() - threshold).reshape(n_grid, n_grid)
         ia, ib = np.where(keep.any(1))[0], np.where(keep.any(0))[0]
-        new = np.array([[a[max(ia[0] - 1, 0)], a[min(ia[-1] + 1, n_grid - 1)]],
-                        [b[max(ib[0] - 1, 0)], b[min(ib[-1] + 1, n_grid - 1)]]])
+        new = np.array(
+            [
+                [a[max(ia[0] - 1, 0)], a[min(ia[-1] + 1, n_grid - 1)]],
+                [b[max(ib[0] - 1, 0)], b[min(ib[-1] + 1, n_grid - 1)]],
+            ]
+        )
         # never shrink below a few posterior widths: keeps the peak resolved, not aliased
         centre, half = new.mean(1), np.maximum((new[:, 1] - new[:, 0]) / 2, 4 * sd)
         new = np.column_stack([centre - half, centre + half])
         if coarse and (stage >= n_zoom - 1 or np.all(new[:, 1] - new[:, 0] > 0.5 * (box[:, 1] - box[:, 0]))):
-            coarse_logp = RegularGridInterpolator((a, b), logp_grid.reshape(n_grid, n_grid), bounds_error=False,
-                                                  fill_value=np.inf)
+            coarse_logp = RegularGridInterpolator(
+                (a, b), logp_grid.reshape(n_grid, n_grid), bounds_error=False, fill_value=np.inf
+            )
             coarse, n_grid, box = False, n_full, new  # converged (or the last stage): the full-resolution stage
             continue
         if np.allclose(new, box):
@@ -189,7 +202,7 @@ def add_systematics(grid: dict, sys_cov, truth=None, n_grid: int = 40) -> dict:
         keep = grid["weights"] > 1e-12 * grid["weights"].max()
         c, w = grid["points"][keep], grid["weights"][keep]
         Ki = np.linalg.inv(K)
-        d = allpts[:, None, :] - c[None]                       # (G, C, 2)
+        d = allpts[:, None, :] - c[None]  # (G, C, 2)
         m2 = np.einsum("gci,ij,gcj->gc", d, Ki, d)
         logd = np.log(np.exp(-0.5 * (m2 - m2.min(1, keepdims=True))) @ w) - 0.5 * m2.min(1)
         out["credibility"] = credibility_grid(logd[:-1], float(logd[-1]))
@@ -197,9 +210,22 @@ def add_systematics(grid: dict, sys_cov, truth=None, n_grid: int = 40) -> dict:
 
 
 # ---- estimates vs number of stars ----------------------------------------------------------------------
-def infer_vs_nstars(obs, star_counts, joint_posterior, global_posterior, priors: Priors, truth, *,
-                    n_samples: int = 1000, n_grid: int = 48, seed: int = 0, acceptance=None, sys_cov=None,
-                    n_coarse: int | None = None, joint_prior: str = "box") -> dict:
+def infer_vs_nstars(
+    obs,
+    star_counts,
+    joint_posterior,
+    global_posterior,
+    priors: Priors,
+    truth,
+    *,
+    n_samples: int = 1000,
+    n_grid: int = 48,
+    seed: int = 0,
+    acceptance=None,
+    sys_cov=None,
+    n_coarse: int | None = None,
+    joint_prior: str = "box",
+) -> dict:
     """Both combinations for the first n stars, n in ``star_counts``; wall times of the largest n.
 
     ``joint_prior``: the prior the joint NPE was trained with (``population``: its single-star posteriors hold the
@@ -219,30 +245,56 @@ def infer_vs_nstars(obs, star_counts, joint_posterior, global_posterior, priors:
     timing = {}
     for n in star_counts:
         t1 = time.perf_counter()
-        gm, gc = combine_gaussian(means[:n], covs[:n], prior_mean, prior_cov,
-                                  prior_in_each=joint_prior == "population")
+        gm, gc = combine_gaussian(means[:n], covs[:n], prior_mean, prior_cov, prior_in_each=joint_prior == "population")
         t_gauss = time.perf_counter() - t1
         t2 = time.perf_counter()
-        grid = grid_posterior(global_posterior, obs[:n], priors, n_grid=n_grid, truth=truth, acceptance=acceptance,
-                              n_coarse=n_coarse)
+        grid = grid_posterior(
+            global_posterior, obs[:n], priors, n_grid=n_grid, truth=truth, acceptance=acceptance, n_coarse=n_coarse
+        )
         cal = add_systematics(grid, sys_cov, truth, n_grid=n_grid)
         t_grid = time.perf_counter() - t2
-        rows.append({"n_stars": n,
-                     "gaussian_mean": gm, "gaussian_sd": np.sqrt(np.diag(gc)),
-                     "gaussian_credibility": float(credibility_gaussian(gm, gc, truth)),
-                     "grid_mean": cal["mean"], "grid_sd": np.sqrt(np.diag(cal["cov"])),
-                     "grid_credibility": cal["credibility"],
-                     "grid_stat_mean": grid["mean"], "grid_stat_sd": np.sqrt(np.diag(grid["cov"])),
-                     "grid_stat_credibility": grid["credibility"]})
+        rows.append(
+            {
+                "n_stars": n,
+                "gaussian_mean": gm,
+                "gaussian_sd": np.sqrt(np.diag(gc)),
+                "gaussian_credibility": float(credibility_gaussian(gm, gc, truth)),
+                "grid_mean": cal["mean"],
+                "grid_sd": np.sqrt(np.diag(cal["cov"])),
+                "grid_credibility": cal["credibility"],
+                "grid_stat_mean": grid["mean"],
+                "grid_stat_sd": np.sqrt(np.diag(grid["cov"])),
+                "grid_stat_credibility": grid["credibility"],
+            }
+        )
         if n == n_max:
-            timing = {"n_stars": n, "gaussian_s": t_sample * n / n_max + t_gauss, "grid_s": t_grid,
-                      "npe_samples_per_star": n_samples}
+            timing = {
+                "n_stars": n,
+                "gaussian_s": t_sample * n / n_max + t_gauss,
+                "grid_s": t_grid,
+                "npe_samples_per_star": n_samples,
+            }
     return {"rows": rows, "timing": timing}
 
 
-def coverage_study(yields, priors: Priors, joint_posterior, global_posterior, *, n_galaxies: int, star_counts,
-                   noise_dex: float, n_samples: int, n_grid: int, rng: np.random.Generator, log=None,
-                   acceptance=None, sys_cov=None, n_coarse: int | None = None, joint_prior: str = "box") -> dict:
+def coverage_study(
+    yields,
+    priors: Priors,
+    joint_posterior,
+    global_posterior,
+    *,
+    n_galaxies: int,
+    star_counts,
+    noise_dex: float,
+    n_samples: int,
+    n_grid: int,
+    rng: np.random.Generator,
+    log=None,
+    acceptance=None,
+    sys_cov=None,
+    n_coarse: int | None = None,
+    joint_prior: str = "box",
+) -> dict:
     """Credibility of the true Lambda under both combinations for mock galaxies with Lambda ~ population prior."""
     from .datasets import simulated_galaxy
 
@@ -254,22 +306,51 @@ def coverage_study(yields, priors: Priors, joint_posterior, global_posterior, *,
         truth = np.clip(truth, priors.low[:N_GLOBAL], priors.high[:N_GLOBAL])
         truths[g] = truth
         gal = simulated_galaxy(yields, priors, truth, max(star_counts), noise_dex, rng)
-        res = infer_vs_nstars(gal["obs"], star_counts, joint_posterior, global_posterior, priors, truth,
-                              n_samples=n_samples, n_grid=n_grid, seed=int(rng.integers(2**31)),
-                              acceptance=acceptance, sys_cov=sys_cov, n_coarse=n_coarse, joint_prior=joint_prior)
+        res = infer_vs_nstars(
+            gal["obs"],
+            star_counts,
+            joint_posterior,
+            global_posterior,
+            priors,
+            truth,
+            n_samples=n_samples,
+            n_grid=n_grid,
+            seed=int(rng.integers(2**31)),
+            acceptance=acceptance,
+            sys_cov=sys_cov,
+            n_coarse=n_coarse,
+            joint_prior=joint_prior,
+        )
         for j, row in enumerate(res["rows"]):
             for m in METHODS:
                 cred[m][g, j] = row[f"{m}_credibility"]
         if log:
-            log.info("coverage galaxy %d/%d: truth %s, credibility gaussian %s grid %s grid_stat %s", g + 1,
-                     n_galaxies, np.round(truth, 3), np.round(cred["gaussian"][g], 2), np.round(cred["grid"][g], 2),
-                     np.round(cred["grid_stat"][g], 2))
+            log.info(
+                "coverage galaxy %d/%d: truth %s, credibility gaussian %s grid %s grid_stat %s",
+                g + 1,
+                n_galaxies,
+                np.round(truth, 3),
+                np.round(cred["gaussian"][g], 2),
+                np.round(cred["grid"][g], 2),
+                np.round(cred["grid_stat"][g], 2),
+            )
     return {"truths": truths, "star_counts": np.array(star_counts), **{f"credibility_{k}": v for k, v in cred.items()}}
 
 
-def systematics_study(yields, priors: Priors, global_posterior, *, n_galaxies: int, n_stars: int, noise_dex: float,
-                      n_grid: int, rng: np.random.Generator, acceptance=None, log=None,
-                      n_coarse: int | None = None) -> dict:
+def systematics_study(
+    yields,
+    priors: Priors,
+    global_posterior,
+    *,
+    n_galaxies: int,
+    n_stars: int,
+    noise_dex: float,
+    n_grid: int,
+    rng: np.random.Generator,
+    acceptance=None,
+    log=None,
+    n_coarse: int | None = None,
+) -> dict:
     """Systematic-error covariance of the grid combination from mock galaxies of the training simulator.
 
     For galaxies with Lambda ~ population prior and ``n_stars`` stars, the grid posterior's mean misses the
@@ -281,23 +362,41 @@ def systematics_study(yields, priors: Priors, global_posterior, *, n_galaxies: i
 
     d, covs, truths = [], [], []
     for g in range(n_galaxies):
-        truth = np.clip(rng.normal(priors.mean[:N_GLOBAL], priors.sigma[:N_GLOBAL]), priors.low[:N_GLOBAL],
-                        priors.high[:N_GLOBAL])
+        truth = np.clip(
+            rng.normal(priors.mean[:N_GLOBAL], priors.sigma[:N_GLOBAL]), priors.low[:N_GLOBAL], priors.high[:N_GLOBAL]
+        )
         gal = simulated_galaxy(yields, priors, truth, n_stars, noise_dex, rng)
-        res = grid_posterior(global_posterior, gal["obs"], priors, n_grid=n_grid, acceptance=acceptance,
-                             n_coarse=n_coarse)
+        res = grid_posterior(
+            global_posterior, gal["obs"], priors, n_grid=n_grid, acceptance=acceptance, n_coarse=n_coarse
+        )
         d.append(res["mean"] - truth)
         covs.append(res["cov"])
         truths.append(truth)
         if log:
-            log.info("systematics galaxy %d/%d: truth %s, offset %s, stat sd %s", g + 1, n_galaxies,
-                     np.round(truth, 3), np.round(d[-1], 4), np.round(np.sqrt(np.diag(res["cov"])), 4))
+            log.info(
+                "systematics galaxy %d/%d: truth %s, offset %s, stat sd %s",
+                g + 1,
+                n_galaxies,
+                np.round(truth, 3),
+                np.round(d[-1], 4),
+                np.round(np.sqrt(np.diag(res["cov"])), 4),
+            )
     d, covs = np.array(d), np.array(covs)
     sys_cov, inlier = robust_systematic_cov(d, covs)
-    return {"sys_cov": sys_cov, "sys_sd": np.sqrt(np.diag(sys_cov)), "offsets": d, "stat_cov": covs,
-            "truths": np.array(truths), "mean_offset": d.mean(0), "rms_offset": np.sqrt((d ** 2).mean(0)),
-            "mean_stat_sd": np.sqrt(covs[:, [0, 1], [0, 1]]).mean(0), "n_galaxies": n_galaxies, "n_stars": n_stars,
-            "inlier": inlier, "n_outliers": int((~inlier).sum())}
+    return {
+        "sys_cov": sys_cov,
+        "sys_sd": np.sqrt(np.diag(sys_cov)),
+        "offsets": d,
+        "stat_cov": covs,
+        "truths": np.array(truths),
+        "mean_offset": d.mean(0),
+        "rms_offset": np.sqrt((d**2).mean(0)),
+        "mean_stat_sd": np.sqrt(covs[:, [0, 1], [0, 1]]).mean(0),
+        "n_galaxies": n_galaxies,
+        "n_stars": n_stars,
+        "inlier": inlier,
+        "n_outliers": int((~inlier).sum()),
+    }
 
 
 def _psd(m):

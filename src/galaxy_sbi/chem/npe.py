@@ -82,11 +82,15 @@ class AcceptanceModel:
     def to_dict(self) -> dict:
         if self.coef is None:
             return {}
-        return {"coef": self.coef.tolist(), "centre": np.asarray(self.centre).tolist(),
-                "scale": np.asarray(self.scale).tolist(), "degree": self.degree}
+        return {
+            "coef": self.coef.tolist(),
+            "centre": np.asarray(self.centre).tolist(),
+            "scale": np.asarray(self.scale).tolist(),
+            "degree": self.degree,
+        }
 
     @classmethod
-    def from_dict(cls, d) -> "AcceptanceModel":
+    def from_dict(cls, d) -> AcceptanceModel:
         if not d:
             return cls()
         return cls(d["coef"], np.asarray(d["centre"]), np.asarray(d["scale"]), d["degree"])
@@ -97,8 +101,17 @@ class AcceptanceModel:
 JOINT_PRIORS = ("population", "box")
 
 
-def training_set(emulator, priors: Priors, n: int, noise_dex: float, rng: np.random.Generator, kind: str = "joint",
-                 source: str = "emulator", yields=None, joint_prior: str = "population"):
+def training_set(
+    emulator,
+    priors: Priors,
+    n: int,
+    noise_dex: float,
+    rng: np.random.Generator,
+    kind: str = "joint",
+    source: str = "emulator",
+    yields=None,
+    joint_prior: str = "population",
+):
     """(theta, x, info): theta (n, 6) for ``joint`` or (n, 2) for ``global``; x the noisy observables.
 
     ``joint_prior`` (``joint`` only): draw the six parameters from the population prior or the uniform box.

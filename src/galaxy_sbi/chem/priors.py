@@ -22,15 +22,19 @@ N_GLOBAL = 2  # alpha_IMF, log10_N_Ia
 
 @dataclass(frozen=True)
 class Priors:
-    mean: np.ndarray           # (5,)
-    sigma: np.ndarray          # (5,)
+    mean: np.ndarray  # (5,)
+    sigma: np.ndarray  # (5,)
     birth_time: tuple[float, float]
-    width: float               # half-width of the uniform box in sigmas
+    width: float  # half-width of the uniform box in sigmas
 
     @classmethod
-    def from_config(cls, cfg: Mapping) -> "Priors":
-        return cls(np.asarray(cfg["mean"], float), np.asarray(cfg["sigma"], float),
-                   tuple(cfg["birth_time_gyr"]), float(cfg["uniform_width_sigma"]))
+    def from_config(cls, cfg: Mapping) -> Priors:
+        return cls(
+            np.asarray(cfg["mean"], float),
+            np.asarray(cfg["sigma"], float),
+            tuple(cfg["birth_time_gyr"]),
+            float(cfg["uniform_width_sigma"]),
+        )
 
     @property
     def low(self) -> np.ndarray:
@@ -63,10 +67,11 @@ class Priors:
         """sbi BoxUniform over the training box (all six parameters, or ``dims``)."""
         from sbi.utils import BoxUniform
 
-        return BoxUniform(torch.as_tensor(self.low[dims], dtype=torch.float32),
-                          torch.as_tensor(self.high[dims], dtype=torch.float32))
+        return BoxUniform(
+            torch.as_tensor(self.low[dims], dtype=torch.float32), torch.as_tensor(self.high[dims], dtype=torch.float32)
+        )
 
     def global_log_prior(self, grid: np.ndarray) -> np.ndarray:
         """Gaussian log prior of (alpha_IMF, log10_N_Ia) at ``grid`` (..., 2), up to a constant."""
         z = (np.asarray(grid) - self.mean[:N_GLOBAL]) / self.sigma[:N_GLOBAL]
-        return -0.5 * (z ** 2).sum(-1)
+        return -0.5 * (z**2).sum(-1)

@@ -10,23 +10,46 @@ import csv
 import numpy as np
 
 #: data set -> the name in the table
-DATASET_NAMES = {"simulator": "simulator, training yields", "simulator_alt": "simulator, alternative yields",
-                 "tng": "TNG galaxy", "vice": "VICE one-zone"}
+DATASET_NAMES = {
+    "simulator": "simulator, training yields",
+    "simulator_alt": "simulator, alternative yields",
+    "tng": "TNG galaxy",
+    "vice": "VICE one-zone",
+}
 
 #: The study's published estimates at 1,000 stars (alpha_IMF, its error, log10_N_Ia, its error), per data set:
 #: CHEMPY with the TNG yields, with its alternative yields (Nomoto+13 / Karakas & Lugaro 16 / Thielemann+03), and
 #: the TNG galaxy 523071 (the study's table; its published version gives -2.298 +- 0.002 / -2.885 +- 0.003 with the
 #: TNG yields). The VICE galaxy is ours: the study has no such row.
-STUDY_TABLE = {"simulator": (-2.294, 0.003, -2.888, 0.005), "simulator_alt": (-2.385, 0.003, -3.072, 0.007),
-               "tng": (-2.270, 0.005, -2.913, 0.006)}
+STUDY_TABLE = {
+    "simulator": (-2.294, 0.003, -2.888, 0.005),
+    "simulator_alt": (-2.385, 0.003, -3.072, 0.007),
+    "tng": (-2.270, 0.005, -2.913, 0.006),
+}
 #: The study's headline targets (its README): emulator APE, NPE APE (median over all six parameters), etc.
-STUDY_TARGETS = {"emulator_ape_median_percent": 1.6, "npe_ape_median_percent": 9.1,
-                 "alpha_imf_delta_percent_1000_stars": 0.3, "log10_n_ia_delta_percent_1000_stars": 0.1,
-                 "seconds_1000_stars": 10.0}
+STUDY_TARGETS = {
+    "emulator_ape_median_percent": 1.6,
+    "npe_ape_median_percent": 9.1,
+    "alpha_imf_delta_percent_1000_stars": 0.3,
+    "log10_n_ia_delta_percent_1000_stars": 0.1,
+    "seconds_1000_stars": 10.0,
+}
 METHODS = ("gaussian", "grid", "grid_stat")
-HEADER = ["data set", "combination", "stars", "alpha_IMF", "alpha_IMF_err", "log10_N_Ia", "log10_N_Ia_err",
-          "delta_alpha_IMF_percent", "delta_log10_N_Ia_percent", "study_alpha_IMF", "study_alpha_IMF_err",
-          "study_log10_N_Ia", "study_log10_N_Ia_err"]
+HEADER = [
+    "data set",
+    "combination",
+    "stars",
+    "alpha_IMF",
+    "alpha_IMF_err",
+    "log10_N_Ia",
+    "log10_N_Ia_err",
+    "delta_alpha_IMF_percent",
+    "delta_log10_N_Ia_percent",
+    "study_alpha_IMF",
+    "study_alpha_IMF_err",
+    "study_log10_N_Ia",
+    "study_log10_N_Ia_err",
+]
 
 
 def summarise(results: list[dict]) -> tuple[list[list], dict]:
@@ -42,11 +65,27 @@ def summarise(results: list[dict]) -> tuple[list[list], dict]:
                 continue
             m, s = np.asarray(last[f"{method}_mean"]), np.asarray(last[f"{method}_sd"])
             delta = 100 * np.abs(m - truth) / np.abs(truth)
-            entry[method] = {"alpha_IMF": [m[0], s[0]], "log10_N_Ia": [m[1], s[1]],
-                             "delta_percent": delta.tolist(), "pull": ((m - truth) / s).tolist(),
-                             "credibility_of_truth": last[f"{method}_credibility"]}
-            rows.append([DATASET_NAMES[r["dataset"]], method, last["n_stars"], m[0], s[0], m[1], s[1], delta[0],
-                         delta[1], *study])
+            entry[method] = {
+                "alpha_IMF": [m[0], s[0]],
+                "log10_N_Ia": [m[1], s[1]],
+                "delta_percent": delta.tolist(),
+                "pull": ((m - truth) / s).tolist(),
+                "credibility_of_truth": last[f"{method}_credibility"],
+            }
+            rows.append(
+                [
+                    DATASET_NAMES[r["dataset"]],
+                    method,
+                    last["n_stars"],
+                    m[0],
+                    s[0],
+                    m[1],
+                    s[1],
+                    delta[0],
+                    delta[1],
+                    *study,
+                ]
+            )
         per_set[r["dataset"]] = entry
     return rows, per_set
 
@@ -64,18 +103,26 @@ def markdown(rows: list[list], systematic_sd, skipped=()) -> str:
             return "—"
         return f"{row[9]:.3f} ± {row[10]:.3f} / {row[11]:.3f} ± {row[12]:.3f}"
 
-    md = ["| data set | combination | stars | α_IMF | log10 N_Ia | Δα_IMF | Δlog10 N_Ia | the study (α_IMF / log10 N_Ia) |",
-          "|---|---|---|---|---|---|---|---|"]
+    md = [
+        "| data set | combination | stars | α_IMF | log10 N_Ia | Δα_IMF | Δlog10 N_Ia | the study (α_IMF / log10 N_Ia) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
-        md.append(f"| {row[0]} | {row[1]} | {row[2]} | {row[3]:.3f} ± {row[4]:.3f} | {row[5]:.3f} ± {row[6]:.3f} "
-                  f"| {row[7]:.2f} % | {row[8]:.2f} % | {study(row)} |")
-    md += ["", "Combinations: gaussian = the study's product of per-star Gaussian fits; grid = the calibrated method "
-           "(global-NPE likelihood summed on a grid, acceptance term, convolved with the systematic kernel of "
-           f"systematics.json, sd {np.round(systematic_sd, 4).tolist()}); grid_stat = the same grid posterior "
-           "without the systematic kernel (statistical errors only).", "",
-           "Truth: α_IMF = −2.3, log10 N_Ia = −2.89. The last column quotes the study's published values (CHEMPY and its "
-           "Gaussian product, 1,000 stars) for its data set of the same name, for comparison: they are not ours. Its "
-           "'alternative yields' are Nomoto+13 / Karakas & Lugaro 16 / Thielemann+03 through CHEMPY; compare with "
-           "our row only when chem.alternative_yields is that set."]
+        md.append(
+            f"| {row[0]} | {row[1]} | {row[2]} | {row[3]:.3f} ± {row[4]:.3f} | {row[5]:.3f} ± {row[6]:.3f} "
+            f"| {row[7]:.2f} % | {row[8]:.2f} % | {study(row)} |"
+        )
+    md += [
+        "",
+        "Combinations: gaussian = the study's product of per-star Gaussian fits; grid = the calibrated method "
+        "(global-NPE likelihood summed on a grid, acceptance term, convolved with the systematic kernel of "
+        f"systematics.json, sd {np.round(systematic_sd, 4).tolist()}); grid_stat = the same grid posterior "
+        "without the systematic kernel (statistical errors only).",
+        "",
+        "Truth: α_IMF = −2.3, log10 N_Ia = −2.89. The last column quotes the study's published values (CHEMPY and its "
+        "Gaussian product, 1,000 stars) for its data set of the same name, for comparison: they are not ours. Its "
+        "'alternative yields' are Nomoto+13 / Karakas & Lugaro 16 / Thielemann+03 through CHEMPY; compare with "
+        "our row only when chem.alternative_yields is that set.",
+    ]
     md += [f"\nSkipped: {note}" for note in skipped]
     return "\n".join(md) + "\n"

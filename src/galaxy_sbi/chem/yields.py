@@ -36,15 +36,50 @@ ELEMENTS: tuple[str, ...] = ("C", "Fe", "H", "He", "Mg", "N", "Ne", "O", "Si")
 
 #: CHEMPY HDF5 species names -> element symbols.
 _SPECIES_SYMBOL = {
-    "Hydrogen": "H", "Helium": "He", "Lithium": "Li", "Beryllium": "Be", "Boron": "B",
-    "Carbon": "C", "Nitrogen": "N", "Oxygen": "O", "Fluorine": "F", "Neon": "Ne",
-    "Sodium": "Na", "Magnesium": "Mg", "Aluminum": "Al", "Aluminium": "Al", "Silicon": "Si",
-    "Phosphorus": "P", "Sulphur": "S", "Sulfur": "S", "Chlorine": "Cl", "Argon": "Ar",
-    "Potassium": "K", "Calcium": "Ca", "Scandium": "Sc", "Titanium": "Ti", "Vanadium": "V",
-    "Chromium": "Cr", "Manganese": "Mn", "Iron": "Fe", "Cobalt": "Co", "Nickel": "Ni",
-    "Copper": "Cu", "Zinc": "Zn", "Gallium": "Ga", "Germanium": "Ge", "Arsenic": "As",
-    "Selenium": "Se", "Bromine": "Br", "Krypton": "Kr", "Rubidium": "Rb", "Strontium": "Sr",
-    "Yttrium": "Y", "Zirconium": "Zr", "Niobium": "Nb", "Molybdenum": "Mo",
+    "Hydrogen": "H",
+    "Helium": "He",
+    "Lithium": "Li",
+    "Beryllium": "Be",
+    "Boron": "B",
+    "Carbon": "C",
+    "Nitrogen": "N",
+    "Oxygen": "O",
+    "Fluorine": "F",
+    "Neon": "Ne",
+    "Sodium": "Na",
+    "Magnesium": "Mg",
+    "Aluminum": "Al",
+    "Aluminium": "Al",
+    "Silicon": "Si",
+    "Phosphorus": "P",
+    "Sulphur": "S",
+    "Sulfur": "S",
+    "Chlorine": "Cl",
+    "Argon": "Ar",
+    "Potassium": "K",
+    "Calcium": "Ca",
+    "Scandium": "Sc",
+    "Titanium": "Ti",
+    "Vanadium": "V",
+    "Chromium": "Cr",
+    "Manganese": "Mn",
+    "Iron": "Fe",
+    "Cobalt": "Co",
+    "Nickel": "Ni",
+    "Copper": "Cu",
+    "Zinc": "Zn",
+    "Gallium": "Ga",
+    "Germanium": "Ge",
+    "Arsenic": "As",
+    "Selenium": "Se",
+    "Bromine": "Br",
+    "Krypton": "Kr",
+    "Rubidium": "Rb",
+    "Strontium": "Sr",
+    "Yttrium": "Y",
+    "Zirconium": "Zr",
+    "Niobium": "Nb",
+    "Molybdenum": "Mo",
 }
 
 #: CHEMPY's hydrogen mass accreted by a single-degenerate SN Ia progenitor is
@@ -127,18 +162,31 @@ class YieldSet:
         if np.shape(self.snia_yields) != (len(ELEMENTS),):
             raise ValueError("snia_yields must have one entry per traced element")
 
-    def zeroed(self) -> "YieldSet":
+    def zeroed(self) -> YieldSet:
         """The same set with every net yield and every SN Ia yield set to zero.
 
         Stars still return their unprocessed envelope (``u``) so the gas keeps its birth
         composition; used by the physics tests.
         """
-        def _zero(t: YieldTable) -> YieldTable:
-            return YieldTable(t.masses, t.metallicities, np.zeros_like(t.net_yields), t.remnant,
-                              np.zeros_like(t.untraced_net), t.mass_range)
 
-        return YieldSet(_zero(self.snii), _zero(self.agb), np.zeros(len(ELEMENTS)), 0.0,
-                        name=f"{self.name}-zero", description="all yields zero")
+        def _zero(t: YieldTable) -> YieldTable:
+            return YieldTable(
+                t.masses,
+                t.metallicities,
+                np.zeros_like(t.net_yields),
+                t.remnant,
+                np.zeros_like(t.untraced_net),
+                t.mass_range,
+            )
+
+        return YieldSet(
+            _zero(self.snii),
+            _zero(self.agb),
+            np.zeros(len(ELEMENTS)),
+            0.0,
+            name=f"{self.name}-zero",
+            description="all yields zero",
+        )
 
 
 def _decode(values) -> list[str]:
@@ -156,8 +204,13 @@ def _read_stellar_table(path: Path, mass_range: tuple[float, float]) -> YieldTab
             metallicities = np.asarray(h5["Metallicities"][()], dtype=np.float64)
             names = _decode(h5["Yield_names"][()])[: len(metallicities)]  # AGB lists an extra Z_0.05
             species = [_SPECIES_SYMBOL.get(s, s) for s in _decode(h5["Species_names"][()])]
-            groups = [(np.asarray(h5[f"Yields/{n}/Yield"][()], dtype=np.float64),
-                       np.asarray(h5[f"Yields/{n}/Ejected_mass"][()], dtype=np.float64)) for n in names]
+            groups = [
+                (
+                    np.asarray(h5[f"Yields/{n}/Yield"][()], dtype=np.float64),
+                    np.asarray(h5[f"Yields/{n}/Ejected_mass"][()], dtype=np.float64),
+                )
+                for n in names
+            ]
         except KeyError as exc:
             raise ValueError(f"{path} is not a CHEMPY-format yield table: missing {exc}") from exc
     missing = [e for e in ELEMENTS if e not in species]
@@ -174,12 +227,18 @@ def _read_stellar_table(path: Path, mass_range: tuple[float, float]) -> YieldTab
         remnant.append((masses[keep] - ejected[keep]) / masses[keep])
         untraced.append(y_all[untraced_rows].sum(axis=0))  # S, Ca: counted in u, dropped from gas
         net.append(y_all[rows].T)
-    return YieldTable(masses[keep], metallicities[order], np.stack(net), np.stack(remnant),
-                      np.stack(untraced), mass_range)
+    return YieldTable(
+        masses[keep], metallicities[order], np.stack(net), np.stack(remnant), np.stack(untraced), mass_range
+    )
 
 
-def load_chempy_yields(directory: str | Path, *, snii_mass_range: tuple[float, float] = (8.0, 100.0),
-                       agb_mass_range: tuple[float, float] = (1.0, 8.0), name: str | None = None) -> YieldSet:
+def load_chempy_yields(
+    directory: str | Path,
+    *,
+    snii_mass_range: tuple[float, float] = (8.0, 100.0),
+    agb_mass_range: tuple[float, float] = (1.0, 8.0),
+    name: str | None = None,
+) -> YieldSet:
     """Read a CHEMPY-format yield set (``SNII.hdf5``, ``AGB.hdf5``, ``SNIa.hdf5``) from ``directory``.
 
     The tables hold net yields (``Yield``, M☉ per star, rows in ``Species_names`` order) and the
@@ -229,7 +288,7 @@ def _vice():
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(
             "the VICE yield provider needs the PyPI package 'vice' (it is built from source and needs "
-            "Cython < 3.1): pip install \"cython<3.1\" setuptools wheel && pip install --no-build-isolation vice"
+            'Cython < 3.1): pip install "cython<3.1" setuptools wheel && pip install --no-build-isolation vice'
         ) from exc
     return vice
 
@@ -243,8 +302,11 @@ _VICE_CCSN_MOVERH = {
     "CL13": (0.0,),
     "S16/W18": (0.0,),
 }
-def vice_ccsn_fractional(vice, element: str, study: str, moverh: float, imf, m_upper: float = 100.0,
-                         m_lower: float = 0.08) -> float:
+
+
+def vice_ccsn_fractional(
+    vice, element: str, study: str, moverh: float, imf, m_upper: float = 100.0, m_lower: float = 0.08
+) -> float:
     """IMF-averaged CCSN yield of ``element`` (``vice.yields.ccsne.fractional``) at any [M/H]: linear in [M/H]
     between the two tabulated metallicities of ``study`` that bracket it (VICE has tables at a few [M/H] only,
     NKT13 none at 0), the nearest table outside their range. Elements the study does not report give 0."""
@@ -258,8 +320,11 @@ def vice_ccsn_fractional(vice, element: str, study: str, moverh: float, imf, m_u
     hi = min(hi, len(grid) - 1)
 
     def at(mh):
-        return float(vice.yields.ccsne.fractional(element, study=study, MoverH=float(mh), IMF=imf,
-                                                  m_upper=m_upper, m_lower=m_lower)[0])
+        return float(
+            vice.yields.ccsne.fractional(
+                element, study=study, MoverH=float(mh), IMF=imf, m_upper=m_upper, m_lower=m_lower
+            )[0]
+        )
 
     if lo == hi:
         return at(grid[lo])
@@ -309,13 +374,18 @@ def _vice_ccsn_table(vice, study: str, mass_range: tuple[float, float]) -> Yield
                 t = vice.yields.ccsne.table(e, study=study, MoverH=mh, wind=False)
                 explosive = {float(m): float(t[m]) for m in t.masses}
         masses = sorted({m for v in gross.values() for m in v})
-        usable = {m for m in masses if mass_range[0] <= m <= mass_range[1]
-                  and sum(v.get(m, 0.0) for v in gross.values()) > 0}
+        usable = {
+            m for m in masses if mass_range[0] <= m <= mass_range[1] and sum(v.get(m, 0.0) for v in gross.values()) > 0
+        }
         mass_sets.append(usable)
         per_z.append((mh, gross, explosive))
     if unreported:
-        log.info("VICE CCSN study %s does not report %d elements (zero yield at those [M/H]): %s", study,
-                 len(unreported), ", ".join(sorted(unreported)))
+        log.info(
+            "VICE CCSN study %s does not report %d elements (zero yield at those [M/H]): %s",
+            study,
+            len(unreported),
+            ", ".join(sorted(unreported)),
+        )
     masses = np.array(sorted(set.intersection(*mass_sets)))
     if len(masses) < 2:
         raise ValueError(f"VICE study {study} has fewer than two usable masses in {mass_range}")
@@ -356,11 +426,11 @@ def _vice_agb_table(vice, study: str, mass_range: tuple[float, float]) -> YieldT
         grids[e] = np.asarray(y, dtype=np.float64)  # (mass, Z) fractional net yields
         masses, zs = np.asarray(m, dtype=np.float64), np.asarray(z, dtype=np.float64)
     keep = (masses >= mass_range[0]) & (masses <= mass_range[1])
-    total = sum(grids.values())[keep]                        # (M, K) sum of all net yields but H
+    total = sum(grids.values())[keep]  # (M, K) sum of all net yields but H
     net = np.zeros((len(zs), int(keep.sum()), len(ELEMENTS)))
     for i, e in enumerate(ELEMENTS):
         if e == "H":
-            net[:, :, i] = -total.T                          # net yields of all species sum to zero
+            net[:, :, i] = -total.T  # net yields of all species sum to zero
         elif e.lower() in grids:
             net[:, :, i] = grids[e.lower()][keep].T
     traced_noh = sum(grids[e.lower()] for e in ELEMENTS if e.lower() in grids)[keep]
@@ -369,10 +439,16 @@ def _vice_agb_table(vice, study: str, mass_range: tuple[float, float]) -> YieldT
     return YieldTable(masses[keep], zs, net, remnant, untraced, mass_range)
 
 
-def load_vice_yields(preset: str = "tng_like", *, ccsne: str | None = None, agb: str | None = None,
-                     sneia: str | None = None, sneia_model: str | None = None,
-                     snii_mass_range: tuple[float, float] = (8.0, 100.0),
-                     agb_mass_range: tuple[float, float] = (1.0, 8.0)) -> YieldSet:
+def load_vice_yields(
+    preset: str = "tng_like",
+    *,
+    ccsne: str | None = None,
+    agb: str | None = None,
+    sneia: str | None = None,
+    sneia_model: str | None = None,
+    snii_mass_range: tuple[float, float] = (8.0, 100.0),
+    agb_mass_range: tuple[float, float] = (1.0, 8.0),
+) -> YieldSet:
     """Build a yield set from the published tables exposed by the PyPI package ``vice``.
 
     ``preset`` picks a combination from :data:`VICE_PRESETS` (``"tng_like"``: NKT13 + karakas10 +
@@ -417,10 +493,14 @@ def load_vice_yields(preset: str = "tng_like", *, ccsne: str | None = None, agb:
         snii = _vice_ccsn_table(vice, cfg["ccsne"], snii_mass_range)
         agb_t = _vice_agb_table(vice, cfg["agb"], agb_mass_range)
         # VICE returns 0 for the elements a SN Ia model does not report (it raises only on bad input)
-        ia = {e: float(vice.yields.sneia.single(e, study=cfg["sneia"], model=cfg["sneia_model"]))
-              for e in vice.elements.recognized}
+        ia = {
+            e: float(vice.yields.sneia.single(e, study=cfg["sneia"], model=cfg["sneia_model"]))
+            for e in vice.elements.recognized
+        }
     ejected = sum(ia.values())
     snia = np.array([ia.get(e.lower(), 0.0) for e in ELEMENTS])
-    desc = (f"VICE {getattr(vice, '__version__', '?')} tables: CCSN {cfg['ccsne']}, AGB {cfg['agb']}, "
-            f"SN Ia {cfg['sneia']} {cfg['sneia_model']} (converted to CHEMPY's net-yield convention)")
+    desc = (
+        f"VICE {getattr(vice, '__version__', '?')} tables: CCSN {cfg['ccsne']}, AGB {cfg['agb']}, "
+        f"SN Ia {cfg['sneia']} {cfg['sneia_model']} (converted to CHEMPY's net-yield convention)"
+    )
     return YieldSet(snii, agb_t, snia, ejected - SNIA_RETAINED_MASS, name=f"vice-{preset}", description=desc)

@@ -41,8 +41,10 @@ def grid_values(values, rel_tol: float = GRID_REL_TOL, name: str = "these values
     breaks = np.flatnonzero(np.diff(v) > tol) + 1
     grid = np.array([c.mean() for c in np.split(v, breaks)])
     if len(grid) > max(len(v) // 2, 1):
-        raise ValueError(f"dequantise: {name} takes {len(grid)} distinct values among {len(v)}, not a grid; "
-                         f"leave it out of npe.dequantise")
+        raise ValueError(
+            f"dequantise: {name} takes {len(grid)} distinct values among {len(v)}, not a grid; "
+            f"leave it out of npe.dequantise"
+        )
     return grid
 
 
@@ -58,11 +60,13 @@ def dequantise(values, grid, rng, atol: float | None = None, strict: bool = True
     idx = np.where(np.abs(g[np.maximum(idx - 1, 0)] - values) < np.abs(g[idx] - values), np.maximum(idx - 1, 0), idx)
     off = np.abs(g[idx] - values) > atol
     if off.any() and strict:
-        raise ValueError(f"dequantise: {int(off.sum())} values are not on the grid {g.tolist()} "
-                         f"(e.g. {values[off].ravel()[0]:.4g})")
+        raise ValueError(
+            f"dequantise: {int(off.sum())} values are not on the grid {g.tolist()} (e.g. {values[off].ravel()[0]:.4g})"
+        )
     if off.any():
-        log.warning("dequantise: %d values off the training grid, each spread over its nearest cell's width",
-                    int(off.sum()))
+        log.warning(
+            "dequantise: %d values off the training grid, each spread over its nearest cell's width", int(off.sum())
+        )
     width = high[idx] - low[idx]
     start = np.where(off, values - 0.5 * width, low[idx])
     return start + width * rng.uniform(size=values.shape)

@@ -26,6 +26,11 @@ def point_metrics(true: np.ndarray, pred: np.ndarray, names) -> dict:
         r2 = r2s[i]
         bias = float(np.median(d))
         nmad = float(1.4826 * np.median(np.abs(d - bias)))
-        out[str(name)] = {"r2": float(r2), "bias": bias, "scatter_nmad": nmad, "rmse": float(np.sqrt(np.mean(d**2))),
-                          "outlier_fraction": float(np.mean(np.abs(d - bias) > 3 * nmad)) if nmad > 0 else 0.0}
+        out[str(name)] = {
+            "r2": float(r2),
+            "bias": bias,
+            "scatter_nmad": nmad,
+            "rmse": float(np.sqrt(np.mean(d**2))),
+            "outlier_fraction": float(np.mean(np.abs(d - bias) > 3 * nmad)) if nmad > 0 else 0.0,
+        }
     return out

@@ -57,8 +57,9 @@ def box_prior(low, high):
     """sbi BoxUniform on [low, high] (float32)."""
     from sbi.utils import BoxUniform
 
-    return BoxUniform(torch.as_tensor(np.asarray(low), dtype=torch.float32),
-                      torch.as_tensor(np.asarray(high), dtype=torch.float32))
+    return BoxUniform(
+        torch.as_tensor(np.asarray(low), dtype=torch.float32), torch.as_tensor(np.asarray(high), dtype=torch.float32)
+    )
 
 
 def padded_box(theta: np.ndarray, pad: float = 0.05, min_width: float = 1e-2) -> tuple[np.ndarray, np.ndarray]:
@@ -69,10 +70,24 @@ def padded_box(theta: np.ndarray, pad: float = 0.05, min_width: float = 1e-2) ->
     return lo - pad * width, hi + pad * width
 
 
-def train_npe(theta, x, prior, *, model: str = "maf", hidden_features: int = 8, num_transforms: int = 4,
-              batch_size: int = 256, learning_rate: float = 5e-4, max_epochs: int = 200, stop_after_epochs: int = 20,
-              seed: int = 0, validation_fraction: float = 0.1, num_bins: int = 10, schedule: str = "constant",
-              tracker=None):
+def train_npe(
+    theta,
+    x,
+    prior,
+    *,
+    model: str = "maf",
+    hidden_features: int = 8,
+    num_transforms: int = 4,
+    batch_size: int = 256,
+    learning_rate: float = 5e-4,
+    max_epochs: int = 200,
+    stop_after_epochs: int = 20,
+    seed: int = 0,
+    validation_fraction: float = 0.1,
+    num_bins: int = 10,
+    schedule: str = "constant",
+    tracker=None,
+):
     """Train an sbi NPE; returns (posterior, summary with per-epoch losses, epochs, training time).
 
     ``schedule="constant"``: sbi's own trainer (Adam at ``learning_rate``, early stopping after
@@ -88,40 +103,83 @@ def train_npe(theta, x, prior, *, model: str = "maf", hidden_features: int = 8, 
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     kwargs = {"num_bins": num_bins} if model == "nsf" else {}
-    estimator = posterior_nn(model=model, hidden_features=hidden_features, num_transforms=num_transforms,
-                             z_score_theta="independent", z_score_x="independent", **kwargs)
+    estimator = posterior_nn(
+        model=model,
+        hidden_features=hidden_features,
+        num_transforms=num_transforms,
+        z_score_theta="independent",
+        z_score_x="independent",
+        **kwargs,
+    )
     theta = torch.as_tensor(np.asarray(theta), dtype=torch.float32)
     x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
     start = time.perf_counter()
     if schedule == "onecycle":
-        net, summary = _train_onecycle(estimator, theta, x, batch_size=batch_size, learning_rate=learning_rate,
-                                       epochs=max_epochs, validation_fraction=validation_fraction, seed=seed)
+        net, summary = _train_onecycle(
+            estimator,
+            theta,
+            x,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            epochs=max_epochs,
+            validation_fraction=validation_fraction,
+            seed=seed,
+        )
         from sbi.inference.posteriors import DirectPosterior
 
         posterior = DirectPosterior(posterior_estimator=net, prior=prior)
     elif schedule == "constant":
-        inference = NPE(prior=prior, density_estimator=estimator, show_progress_bars=False,
-                        tracker=NullTracker() if tracker is None else tracker)
+        inference = NPE(
+            prior=prior,
+            density_estimator=estimator,
+            show_progress_bars=False,
+            tracker=NullTracker() if tracker is None else tracker,
+        )
         inference.append_simulations(theta, x)
-        net = inference.train(training_batch_size=batch_size, learning_rate=learning_rate,
-                              max_num_epochs=max_epochs, stop_after_epochs=stop_after_epochs,
-                              validation_fraction=validation_fraction)
-        summary = {k: [float(v) for v in vals] for k, vals in inference.summary.items()
-                   if k in ("training_loss", "validation_loss")}
+        net = inference.train(
+            training_batch_size=batch_size,
+            learning_rate=learning_rate,
+            max_num_epochs=max_epochs,
+            stop_after_epochs=stop_after_epochs,
+            validation_fraction=validation_fraction,
+        )
+        summary = {
+            k: [float(v) for v in vals]
+            for k, vals in inference.summary.items()
+            if k in ("training_loss", "validation_loss")
+        }
         summary["epochs"] = int(inference.epoch)
         posterior = inference.build_posterior(net)
     else:
         raise ValueError(f"unknown NPE schedule {schedule!r}; use constant or onecycle")
     summary["schedule"] = schedule
     summary["training_time_s"] = round(time.perf_counter() - start, 2)
-    log.info("NPE (%s, %d features, %d transforms, %s) trained for %d epochs in %.1f s, best validation loss %.4f",
-             model, hidden_features, num_transforms, schedule, summary["epochs"], summary["training_time_s"],
-             min(summary.get("validation_loss", [np.nan])))
+    log.info(
+        "NPE (%s, %d features, %d transforms, %s) trained for %d epochs in %.1f s, best validation loss %.4f",
+        model,
+        hidden_features,
+        num_transforms,
+        schedule,
+        summary["epochs"],
+        summary["training_time_s"],
+        min(summary.get("validation_loss", [np.nan])),
+    )
     return posterior, summary
 
 
-def _train_onecycle(build, theta, x, *, batch_size: int, learning_rate: float, epochs: int,
-                    validation_fraction: float, seed: int, clip_max_norm: float = 5.0, log_every: int = 10):
+def _train_onecycle(
+    build,
+    theta,
+    x,
+    *,
+    batch_size: int,
+    learning_rate: float,
+    epochs: int,
+    validation_fraction: float,
+    seed: int,
+    clip_max_norm: float = 5.0,
+    log_every: int = 10,
+):
     """Adam + OneCycle over ``epochs`` on sbi's NPE loss (-log q(theta | x)); sbi's validation split and
     gradient clipping. Returns (the network at its best validation epoch, summary)."""
     from copy import deepcopy
@@ -143,7 +201,7 @@ def _train_onecycle(build, theta, x, *, batch_size: int, learning_rate: float, e
         order = train[torch.randperm(len(train), generator=gen)]
         total = 0.0
         for k in range(steps):
-            b = order[k * batch_size:(k + 1) * batch_size]
+            b = order[k * batch_size : (k + 1) * batch_size]
             loss = net.loss(theta[b], condition=x[b]).mean()
             opt.zero_grad()
             loss.backward()
@@ -153,15 +211,24 @@ def _train_onecycle(build, theta, x, *, batch_size: int, learning_rate: float, e
             total += float(loss.detach()) * len(b)
         net.eval()
         with torch.no_grad():
-            v = float(torch.cat([net.loss(theta[val[i:i + 4096]], condition=x[val[i:i + 4096]])
-                                 for i in range(0, n_val, 4096)]).mean())
+            v = float(
+                torch.cat(
+                    [net.loss(theta[val[i : i + 4096]], condition=x[val[i : i + 4096]]) for i in range(0, n_val, 4096)]
+                ).mean()
+            )
         summary["training_loss"].append(total / len(train))
         summary["validation_loss"].append(v)
         if v < best:
             best, best_state = v, deepcopy(net.state_dict())
         if epoch % log_every == 0 or epoch == epochs - 1:
-            log.info("epoch %d/%d: training loss %.4f, validation loss %.4f (best %.4f)", epoch + 1, epochs,
-                     summary["training_loss"][-1], v, best)
+            log.info(
+                "epoch %d/%d: training loss %.4f, validation loss %.4f (best %.4f)",
+                epoch + 1,
+                epochs,
+                summary["training_loss"][-1],
+                v,
+                best,
+            )
     net.load_state_dict(best_state)
     net.zero_grad(set_to_none=True)
     summary["epochs"] = epochs
@@ -183,8 +250,8 @@ def sample(posterior, x, n_samples: int, seed: int = 0, batch: int = 500) -> np.
     out = []
     with torch.no_grad():
         for i in range(0, len(x), batch):
-            s = est.sample((n_samples,), condition=x[i:i + batch])          # (S, B, D)
-            inside = ((s >= low) & (s <= high)).all(-1)                     # (S, B)
+            s = est.sample((n_samples,), condition=x[i : i + batch])  # (S, B, D)
+            inside = ((s >= low) & (s <= high)).all(-1)  # (S, B)
             w = inside.T.float()
             few = w.sum(1, keepdim=True) < max(2, n_samples // 10)
             w = torch.where(few, torch.ones_like(w), w)
@@ -203,7 +270,7 @@ def log_prob(posterior, theta, x, batch: int = 256) -> np.ndarray:
     out = []
     with torch.no_grad():
         for i in range(0, x.shape[0], batch):
-            out.append(est.log_prob(theta[:, i:i + batch], condition=x[i:i + batch]))
+            out.append(est.log_prob(theta[:, i : i + batch], condition=x[i : i + batch]))
     return torch.cat(out, dim=1).double().numpy()
 
 

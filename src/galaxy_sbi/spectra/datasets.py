@@ -57,8 +57,10 @@ def load_family(paths: Sequence[str | Path]) -> FamilyData:
             if first is None:
                 first = (ds["wavelength"].values.copy(), [str(p) for p in ds["parameter"].values], dict(ds.attrs))
             else:
-                if not np.array_equal(ds["wavelength"].values, first[0]) or \
-                        [str(p) for p in ds["parameter"].values] != first[1]:
+                if (
+                    not np.array_equal(ds["wavelength"].values, first[0])
+                    or [str(p) for p in ds["parameter"].values] != first[1]
+                ):
                     raise InputError(f"{path}: wavelength grid or label parameters differ from {paths[0]}")
     wavelength, parameters, attrs = first
     n, n_wave = int(sum(sizes)), len(wavelength)
@@ -86,7 +88,15 @@ def load_family(paths: Sequence[str | Path]) -> FamilyData:
         raise InputError(f"non-finite flux in the cubes of {attrs.get('family', '?')}")
     log.info("loaded %d spectra x %d pixels from %d cubes (%.0f MB)", n, n_wave, len(paths), flux.nbytes / 2**20)
     return FamilyData(
-        flux=flux, labels=labels, split=split.astype(str), sfh_index=sfh_index, cell=cell.astype(str),
-        metallicity=metallicity, alpha=None if np.all(np.isnan(alpha)) else alpha, wavelength=wavelength,
-        parameters=parameters, family=str(attrs.get("family", "?")), attrs=attrs,
+        flux=flux,
+        labels=labels,
+        split=split.astype(str),
+        sfh_index=sfh_index,
+        cell=cell.astype(str),
+        metallicity=metallicity,
+        alpha=None if np.all(np.isnan(alpha)) else alpha,
+        wavelength=wavelength,
+        parameters=parameters,
+        family=str(attrs.get("family", "?")),
+        attrs=attrs,
     )

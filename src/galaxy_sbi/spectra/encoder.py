@@ -65,19 +65,33 @@ def mlp(n_in: int, hidden: Sequence[int], n_out: int, dropout: float = 0.0) -> n
 class SpectrumEncoder(nn.Module):
     """SPENDER's encoder: conv blocks with max-pooling, attention pooling over wavelength, MLP to latents."""
 
-    def __init__(self, filters: Sequence[int] = (128, 256, 512), kernels: Sequence[int] = (5, 11, 21),
-                 pooling: Sequence[int] = (5, 11), mlp_hidden: Sequence[int] = (128, 64, 32),
-                 latent_dim: int = 16, dropout: float = 0.0):
+    def __init__(
+        self,
+        filters: Sequence[int] = (128, 256, 512),
+        kernels: Sequence[int] = (5, 11, 21),
+        pooling: Sequence[int] = (5, 11),
+        mlp_hidden: Sequence[int] = (128, 64, 32),
+        latent_dim: int = 16,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         if len(filters) != 3 or len(kernels) != 3 or len(pooling) != 2:
             raise ValueError("the encoder has three conv blocks (3 filters, 3 kernels) and two poolings")
         if filters[-1] % 2:
-            raise ValueError("the last block's filters are split in two halves (features, attention): use an even number")
+            raise ValueError(
+                "the last block's filters are split in two halves (features, attention): use an even number"
+            )
         blocks = []
         for i, (f, k) in enumerate(zip(filters, kernels)):
             f_in = 1 if i == 0 else filters[i - 1]
-            blocks.append(nn.Sequential(nn.Conv1d(f_in, f, kernel_size=k, padding=k // 2), nn.InstanceNorm1d(f),
-                                        nn.PReLU(f), nn.Dropout(dropout)))
+            blocks.append(
+                nn.Sequential(
+                    nn.Conv1d(f_in, f, kernel_size=k, padding=k // 2),
+                    nn.InstanceNorm1d(f),
+                    nn.PReLU(f),
+                    nn.Dropout(dropout),
+                )
+            )
         self.conv1, self.conv2, self.conv3 = blocks
         self.pool1, self.pool2 = (nn.MaxPool1d(p, padding=p // 2) for p in pooling)
         self.n_feature = filters[-1] // 2
@@ -123,8 +137,9 @@ def robust_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "logcosh")
 def _sparse(matrix) -> torch.Tensor:
     coo = matrix.tocoo()
     idx = torch.as_tensor(np.vstack([coo.row, coo.col]), dtype=torch.long)
-    return torch.sparse_coo_tensor(idx, torch.as_tensor(coo.data, dtype=torch.float32), coo.shape,
-                                   check_invariants=False).coalesce()
+    return torch.sparse_coo_tensor(
+        idx, torch.as_tensor(coo.data, dtype=torch.float32), coo.shape, check_invariants=False
+    ).coalesce()
 
 
 def _odd_pad(x: torch.Tensor, left: int, right: int) -> torch.Tensor:
@@ -201,7 +216,8 @@ class Augmenter:
             centre = wave[0] + (wave[-1] - wave[0]) * torch.rand(n, k, **kw)
             half = 0.5 * (w_lo + (w_hi - w_lo) * torch.rand(n, k, **kw))
             active = (torch.rand(n, 1, **kw) < m["probability"]) & (
-                torch.arange(k, device=dev)[None, :] < torch.randint(1, k + 1, (n, 1), **kw))
+                torch.arange(k, device=dev)[None, :] < torch.randint(1, k + 1, (n, 1), **kw)
+            )
             inside = (wave[None, None, :] - centre[..., None]).abs() <= half[..., None]
             mask = (inside & active[..., None]).any(dim=1)
             x = x.masked_fill(mask, 0.0)
@@ -217,11 +233,24 @@ class Augmenter:
 class EncoderModule(L.LightningModule):
     """Encoder + label head, trained on standardised labels; a checkpoint alone can encode and predict."""
 
-    def __init__(self, n_wavelength: int, parameters: Sequence[str], filters=(128, 256, 512), kernels=(5, 11, 21),
-                 pooling=(5, 11), mlp_hidden=(128, 64, 32), head_hidden=(64,), latent_dim: int = 16,
-                 dropout: float = 0.0, loss: str = "logcosh", learning_rate: float = 1e-3,
-                 weight_decay: float = 0.0, lr_schedule: dict | None = None, augmentation: dict | None = None,
-                 input_scaling: str = "none"):
+    def __init__(
+        self,
+        n_wavelength: int,
+        parameters: Sequence[str],
+        filters=(128, 256, 512),
+        kernels=(5, 11, 21),
+        pooling=(5, 11),
+        mlp_hidden=(128, 64, 32),
+        head_hidden=(64,),
+        latent_dim: int = 16,
+        dropout: float = 0.0,
+        loss: str = "logcosh",
+        learning_rate: float = 1e-3,
+        weight_decay: float = 0.0,
+        lr_schedule: dict | None = None,
+        augmentation: dict | None = None,
+        input_scaling: str = "none",
+    ):
         super().__init__()
         self.save_hyperparameters()
         self.parameters_names = list(parameters)
@@ -239,8 +268,9 @@ class EncoderModule(L.LightningModule):
         self._augmenter: Augmenter | None = None
 
     # -- data-dependent state ------------------------------------------------------------------
-    def set_data_stats(self, wavelength: np.ndarray, labels_train: np.ndarray,
-                       flux_train: np.ndarray | None = None) -> None:
+    def set_data_stats(
+        self, wavelength: np.ndarray, labels_train: np.ndarray, flux_train: np.ndarray | None = None
+    ) -> None:
         if self.hparams.input_scaling == "pixel":
             if flux_train is None:
                 raise ValueError("input_scaling 'pixel' needs the training flux")
@@ -299,8 +329,10 @@ class EncoderModule(L.LightningModule):
             preds.append((self.head(z) * self.label_std + self.label_mean).cpu().numpy())
         self.train(was_training)
         empty = np.empty((0, self.hparams.latent_dim), np.float32)
-        return (np.concatenate(latents) if latents else empty,
-                np.concatenate(preds) if preds else np.empty((0, len(self.parameters_names)), np.float32))
+        return (
+            np.concatenate(latents) if latents else empty,
+            np.concatenate(preds) if preds else np.empty((0, len(self.parameters_names)), np.float32),
+        )
 
     # -- training -------------------------------------------------------------------------------
     def _step(self, batch, stage: str):
@@ -317,8 +349,9 @@ class EncoderModule(L.LightningModule):
         return self._step(batch, "val")
 
     def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.learning_rate,
-                                weight_decay=self.hparams.weight_decay)
+        opt = torch.optim.AdamW(
+            self.parameters(), lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay
+        )
         sched = self.hparams.lr_schedule or {}
         if not sched.get("factor"):
             return opt
@@ -331,8 +364,21 @@ class EncoderModule(L.LightningModule):
 
 def module_kwargs(settings: dict) -> dict:
     """EncoderModule keyword arguments from the config's `encoder:` section."""
-    keys = ("filters", "kernels", "pooling", "mlp_hidden", "head_hidden", "latent_dim", "dropout", "loss",
-            "learning_rate", "weight_decay", "lr_schedule", "augmentation", "input_scaling")
+    keys = (
+        "filters",
+        "kernels",
+        "pooling",
+        "mlp_hidden",
+        "head_hidden",
+        "latent_dim",
+        "dropout",
+        "loss",
+        "learning_rate",
+        "weight_decay",
+        "lr_schedule",
+        "augmentation",
+        "input_scaling",
+    )
     return {k: settings[k] for k in keys}
 
 
@@ -366,16 +412,21 @@ class _EpochLog(L.Callback):
     def on_train_epoch_end(self, trainer, pl_module):
         self.epoch_times.append(time.perf_counter() - self._start)
         m = trainer.callback_metrics
-        log.info("epoch %d: train_loss %.4f, val_loss %.4f, %.1f s", trainer.current_epoch,
-                 float(m.get("train_loss", float("nan"))), float(m.get("val_loss", float("nan"))),
-                 self.epoch_times[-1])
+        log.info(
+            "epoch %d: train_loss %.4f, val_loss %.4f, %.1f s",
+            trainer.current_epoch,
+            float(m.get("train_loss", float("nan"))),
+            float(m.get("val_loss", float("nan"))),
+            self.epoch_times[-1],
+        )
 
 
 def _loader(flux, labels, idx, batch_size, shuffle, seed):
     ds = torch.utils.data.TensorDataset(torch.from_numpy(flux[idx]), torch.from_numpy(labels[idx]))
     gen = torch.Generator().manual_seed(seed)
-    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=gen, num_workers=0,
-                                       drop_last=False)
+    return torch.utils.data.DataLoader(
+        ds, batch_size=batch_size, shuffle=shuffle, generator=gen, num_workers=0, drop_last=False
+    )
 
 
 def merge_csv_logs(csv_root: Path) -> list[dict]:
@@ -396,9 +447,17 @@ def merge_csv_logs(csv_root: Path) -> list[dict]:
     return [rows[e] for e in sorted(rows)]
 
 
-def train_encoder(data, out_dir: str | Path, settings: dict, seed: int, threads: int = 1,
-                  progress: bool = True, extra_callbacks: Sequence[L.Callback] = (), outputs: dict | None = None,
-                  runtime: dict | None = None) -> dict:
+def train_encoder(
+    data,
+    out_dir: str | Path,
+    settings: dict,
+    seed: int,
+    threads: int = 1,
+    progress: bool = True,
+    extra_callbacks: Sequence[L.Callback] = (),
+    outputs: dict | None = None,
+    runtime: dict | None = None,
+) -> dict:
     """Train one family's encoder; resumable. Returns the metrics written to outputs["metrics"].
 
     out_dir/checkpoints/ holds last.ckpt and the best checkpoint while training; run.json there records the
@@ -412,15 +471,31 @@ def train_encoder(data, out_dir: str | Path, settings: dict, seed: int, threads:
     from lightning.pytorch.loggers import CSVLogger
 
     out_dir = Path(out_dir)
-    outputs = {"model": out_dir / "encoder.ckpt", "metrics": out_dir / "metrics.json",
-               "history": out_dir / "history.csv", **{k: Path(v) for k, v in (outputs or {}).items()}}
-    runtime = {"accelerator": "auto", "progress_refresh": 20,
-               **{k: settings[k] for k in ENCODER_RUNTIME if k in settings}, **(runtime or {})}
+    outputs = {
+        "model": out_dir / "encoder.ckpt",
+        "metrics": out_dir / "metrics.json",
+        "history": out_dir / "history.csv",
+        **{k: Path(v) for k, v in (outputs or {}).items()},
+    }
+    runtime = {
+        "accelerator": "auto",
+        "progress_refresh": 20,
+        **{k: settings[k] for k in ENCODER_RUNTIME if k in settings},
+        **(runtime or {}),
+    }
     settings = {k: v for k, v in settings.items() if k not in ENCODER_RUNTIME}
     ckpt_dir, csv_root = out_dir / "checkpoints", out_dir / "csv"
     torch.set_num_threads(max(1, threads))
-    run_key = config_hash({"settings": settings, "seed": seed, "n": len(data), "family": data.family,
-                           "parameters": data.parameters, "flux_sum": float(np.float64(data.flux[:, ::97]).sum())})
+    run_key = config_hash(
+        {
+            "settings": settings,
+            "seed": seed,
+            "n": len(data),
+            "family": data.family,
+            "parameters": data.parameters,
+            "flux_sum": float(np.float64(data.flux[:, ::97]).sum()),
+        }
+    )
     state_file = ckpt_dir / "run.json"
     last = ckpt_dir / "last.ckpt"
     resume = None
@@ -441,27 +516,46 @@ def train_encoder(data, out_dir: str | Path, settings: dict, seed: int, threads:
     if len(train_idx) == 0 or len(val_idx) == 0:
         from ..errors import InputError
 
-        raise InputError(f"{data.family}: the training needs train and validation spectra "
-                         f"(got {len(train_idx)} and {len(val_idx)})")
+        raise InputError(
+            f"{data.family}: the training needs train and validation spectra (got {len(train_idx)} and {len(val_idx)})"
+        )
     module = EncoderModule(n_wavelength=data.flux.shape[1], parameters=data.parameters, **module_kwargs(settings))
     module.set_data_stats(data.wavelength, data.labels[train_idx], data.flux[train_idx])
     bs = settings["batch_size"]
     train_loader = _loader(data.flux, data.labels, train_idx, bs, True, seed)
     val_loader = _loader(data.flux, data.labels, val_idx, bs, False, seed)
 
-    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min",
-                                 save_top_k=1, save_last=True, enable_version_counter=False)
-    early = EarlyStopping(monitor="val_loss", mode="min", patience=settings["early_stopping"]["patience"],
-                          min_delta=settings["early_stopping"]["min_delta"])
+    checkpoint = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="best",
+        monitor="val_loss",
+        mode="min",
+        save_top_k=1,
+        save_last=True,
+        enable_version_counter=False,
+    )
+    early = EarlyStopping(
+        monitor="val_loss",
+        mode="min",
+        patience=settings["early_stopping"]["patience"],
+        min_delta=settings["early_stopping"]["min_delta"],
+    )
     epochs = _EpochLog()
     callbacks = [checkpoint, early, epochs, *extra_callbacks]
     if progress:
         callbacks.append(TQDMProgressBar(refresh_rate=runtime["progress_refresh"]))
     trainer = L.Trainer(
-        default_root_dir=out_dir, max_epochs=settings["max_epochs"], accelerator=runtime["accelerator"],
-        devices=1, precision=settings["precision"], deterministic=settings["deterministic"],
-        gradient_clip_val=settings["gradient_clip"] or None, callbacks=callbacks,
-        logger=CSVLogger(out_dir, name="csv"), enable_progress_bar=progress, log_every_n_steps=10,
+        default_root_dir=out_dir,
+        max_epochs=settings["max_epochs"],
+        accelerator=runtime["accelerator"],
+        devices=1,
+        precision=settings["precision"],
+        deterministic=settings["deterministic"],
+        gradient_clip_val=settings["gradient_clip"] or None,
+        callbacks=callbacks,
+        logger=CSVLogger(out_dir, name="csv"),
+        enable_progress_bar=progress,
+        log_every_n_steps=10,
         enable_model_summary=progress,
     )
     t0 = time.perf_counter()
@@ -479,12 +573,20 @@ def train_encoder(data, out_dir: str | Path, settings: dict, seed: int, threads:
     _write_history(history, outputs["history"])
 
     accelerator = type(trainer.accelerator).__name__.replace("Accelerator", "").lower()
-    metrics = {"family": data.family, "n_train": int(len(train_idx)), "n_validation": int(len(val_idx)),
-               "n_test": int(len(test_idx)), "epochs_run": int(trainer.current_epoch),
-               "best_epoch": int(torch.load(best, map_location="cpu", weights_only=False)["epoch"]),
-               "best_val_loss": float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None,
-               "stopped_early": bool(early.stopped_epoch > 0), "resumed_from_epoch": epochs.first_epoch if resume else None,
-               "training_time_s": round(fit_time, 2), "accelerator": accelerator, "threads": torch.get_num_threads()}
+    metrics = {
+        "family": data.family,
+        "n_train": int(len(train_idx)),
+        "n_validation": int(len(val_idx)),
+        "n_test": int(len(test_idx)),
+        "epochs_run": int(trainer.current_epoch),
+        "best_epoch": int(torch.load(best, map_location="cpu", weights_only=False)["epoch"]),
+        "best_val_loss": float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None,
+        "stopped_early": bool(early.stopped_epoch > 0),
+        "resumed_from_epoch": epochs.first_epoch if resume else None,
+        "training_time_s": round(fit_time, 2),
+        "accelerator": accelerator,
+        "threads": torch.get_num_threads(),
+    }
     if epochs.epoch_times:
         per_epoch = float(np.median(epochs.epoch_times))
         metrics["median_epoch_time_s"] = round(per_epoch, 3)
@@ -493,7 +595,9 @@ def train_encoder(data, out_dir: str | Path, settings: dict, seed: int, threads:
         if len(idx):
             _, pred = model.encode(data.flux[idx], batch_size=max(bs, 256))
             r2 = r2_scores(data.labels[idx].astype(float), pred.astype(float))
-            metrics[f"r2_{split}"] = {p: (None if np.isnan(v) else round(float(v), 4)) for p, v in zip(data.parameters, r2)}
+            metrics[f"r2_{split}"] = {
+                p: (None if np.isnan(v) else round(float(v), 4)) for p, v in zip(data.parameters, r2)
+            }
     outputs["metrics"].write_text(json.dumps(metrics, indent=2) + "\n")
     state_file.write_text(json.dumps({"key": run_key, "finished": True}))
     return metrics

@@ -94,18 +94,30 @@ def latents_dataset(data, latents: np.ndarray, predictions: np.ndarray, attrs: d
     pretty = {"metallicity": "[M/H]", "alpha": "[alpha/Fe]"}
     ds = xr.Dataset(
         {
-            "latents": (("sample", "latent"), latents.astype(np.float32),
-                        {"long_name": "encoder latent vector", "units": "1"}),
-            "labels": (("sample", "parameter"), data.labels.astype(np.float64),
-                       {"long_name": "true labels: t10...t90 (Gyr, cosmic time), [M/H] and [alpha/Fe] (dex)"}),
-            "predicted_labels": (("sample", "parameter"), predictions.astype(np.float64),
-                                 {"long_name": "the encoder head's point estimate of the labels (same units)"}),
+            "latents": (
+                ("sample", "latent"),
+                latents.astype(np.float32),
+                {"long_name": "encoder latent vector", "units": "1"},
+            ),
+            "labels": (
+                ("sample", "parameter"),
+                data.labels.astype(np.float64),
+                {"long_name": "true labels: t10...t90 (Gyr, cosmic time), [M/H] and [alpha/Fe] (dex)"},
+            ),
+            "predicted_labels": (
+                ("sample", "parameter"),
+                predictions.astype(np.float64),
+                {"long_name": "the encoder head's point estimate of the labels (same units)"},
+            ),
         },
         coords={
             "sample": ("sample", np.arange(n), {"long_name": "sample id: row of the family's cubes in cell order"}),
             "latent": ("latent", np.arange(k), {"long_name": "latent component"}),
-            "parameter": ("parameter", np.array(data.parameters, dtype=str),
-                          {"long_name": "label name; " + ", ".join(f"{a} = {b}" for a, b in pretty.items())}),
+            "parameter": (
+                "parameter",
+                np.array(data.parameters, dtype=str),
+                {"long_name": "label name; " + ", ".join(f"{a} = {b}" for a, b in pretty.items())},
+            ),
             "split": ("sample", data.split.astype(str), {"long_name": "train / validation / test (from the cubes)"}),
             "sfh_index": ("sample", data.sfh_index, {"long_name": "SFH index in results/sfh/{family}.nc"}),
             "cell": ("sample", data.cell.astype(str), {"long_name": "spectra cube ([M/H], [alpha/Fe] cell)"}),
@@ -131,14 +143,18 @@ def export_latents(data, model_path: str | Path, out_path: str | Path, batch_siz
     if list(model.hparams.parameters) != list(data.parameters):
         from ..errors import InputError
 
-        raise InputError(f"{model_path} was trained on labels {list(model.hparams.parameters)}, "
-                         f"the cubes have {data.parameters}")
+        raise InputError(
+            f"{model_path} was trained on labels {list(model.hparams.parameters)}, the cubes have {data.parameters}"
+        )
     latents, predictions = model.encode(data.flux, batch_size=batch_size)
-    attrs = {"family": data.family, "encoder_checkpoint": str(model_path),
-             "encoder": "SPENDER-style CNN + attention pooling + MLP (galaxy_sbi.spectra.encoder)",
-             "augmentation_in_training": str(bool((model.hparams.augmentation or {}).get("enabled"))),
-             "input": "clean synthetic spectra (no augmentation at export)",
-             **provenance_attrs({"encoder": dict(model.hparams)}, "latents_export")}
+    attrs = {
+        "family": data.family,
+        "encoder_checkpoint": str(model_path),
+        "encoder": "SPENDER-style CNN + attention pooling + MLP (galaxy_sbi.spectra.encoder)",
+        "augmentation_in_training": str(bool((model.hparams.augmentation or {}).get("enabled"))),
+        "input": "clean synthetic spectra (no augmentation at export)",
+        **provenance_attrs({"encoder": dict(model.hparams)}, "latents_export"),
+    }
     ds = latents_dataset(data, latents, predictions, attrs)
     log.info("%d latent vectors of %d components -> %s", *latents.shape, out_path)
     return write_netcdf(ds, out_path, chunk_sizes={"sample": 65536}, complevel=1)
@@ -155,13 +171,17 @@ def _umap(latents: np.ndarray, settings: dict, seed: int) -> np.ndarray:
     z = _standardise(latents)
     z = np.nan_to_num(z)
     n_neighbors = int(min(settings["n_neighbors"], len(z) - 1))
-    reducer = umap.UMAP(n_neighbors=max(2, n_neighbors), min_dist=settings["min_dist"], random_state=seed,
-                        n_components=2, init="spectral" if len(z) > n_neighbors + 2 else "random")
+    reducer = umap.UMAP(
+        n_neighbors=max(2, n_neighbors),
+        min_dist=settings["min_dist"],
+        random_state=seed,
+        n_components=2,
+        init="spectral" if len(z) > n_neighbors + 2 else "random",
+    )
     return reducer.fit_transform(z)
 
 
-def interpretation_plots(latents: xr.Dataset, data, outputs: dict, settings: dict, history=None,
-                         seed: int = 0) -> None:
+def interpretation_plots(latents: xr.Dataset, data, outputs: dict, settings: dict, history=None, seed: int = 0) -> None:
     """Every figure of the latents_plots rule (see the rule's outputs)."""
     from .. import plots
 
@@ -170,18 +190,28 @@ def interpretation_plots(latents: xr.Dataset, data, outputs: dict, settings: dic
     names = [str(p) for p in latents["parameter"].values]
     split = latents["split"].values.astype(str)
 
-    plots.plot_latent_distributions(z, split, outputs["distributions"],
-                                    title=f"{family}: distributions of the {z.shape[1]} latent components "
-                                          f"({len(z)} spectra)")
+    plots.plot_latent_distributions(
+        z,
+        split,
+        outputs["distributions"],
+        title=f"{family}: distributions of the {z.shape[1]} latent components ({len(z)} spectra)",
+    )
     corr = correlation_matrix(z)
-    plots.plot_latent_correlation(corr, outputs["correlation"],
-                                  title=f"{family}: Pearson correlation between latent components ({len(z)} spectra)")
+    plots.plot_latent_correlation(
+        corr,
+        outputs["correlation"],
+        title=f"{family}: Pearson correlation between latent components ({len(z)} spectra)",
+    )
 
     idx = subsample(len(z), settings["correlation_samples"], seed)
     fcorr = flux_correlation(z[idx], data.flux[idx])
-    plots.plot_latent_flux_correlation(fcorr, data.wavelength, data.flux[idx].mean(axis=0), outputs["flux_correlation"],
-                                       title=f"{family}: correlation of each latent with the flux at each wavelength "
-                                             f"({len(idx)} spectra)")
+    plots.plot_latent_flux_correlation(
+        fcorr,
+        data.wavelength,
+        data.flux[idx].mean(axis=0),
+        outputs["flux_correlation"],
+        title=f"{family}: correlation of each latent with the flux at each wavelength ({len(idx)} spectra)",
+    )
 
     u_idx = subsample(len(z), settings["umap"]["samples"], seed)
     embedding = _umap(z[u_idx], settings["umap"], seed)
@@ -192,14 +222,23 @@ def interpretation_plots(latents: xr.Dataset, data, outputs: dict, settings: dic
     for i, name in enumerate(names):
         pretty = {"metallicity": "[M/H] [dex]", "alpha": "[α/Fe] [dex]"}.get(name, f"{name} [Gyr]")
         colours[pretty] = labels[:, i]
-    plots.plot_latent_umap(embedding, colours, outputs["umap"],
-                           title=f"{family}: UMAP of the latents ({len(u_idx)} spectra, n_neighbors "
-                                 f"{settings['umap']['n_neighbors']}, min_dist {settings['umap']['min_dist']})")
+    plots.plot_latent_umap(
+        embedding,
+        colours,
+        outputs["umap"],
+        title=f"{family}: UMAP of the latents ({len(u_idx)} spectra, n_neighbors "
+        f"{settings['umap']['n_neighbors']}, min_dist {settings['umap']['min_dist']})",
+    )
 
     test = split == "test"
-    plots.plot_predicted_vs_true(latents["labels"].values[test], latents["predicted_labels"].values[test], names,
-                                 outputs["performance"], history=history,
-                                 title=f"{family}: encoder head on the test set ({int(test.sum())} spectra)")
+    plots.plot_predicted_vs_true(
+        latents["labels"].values[test],
+        latents["predicted_labels"].values[test],
+        names,
+        outputs["performance"],
+        history=history,
+        title=f"{family}: encoder head on the test set ({int(test.sum())} spectra)",
+    )
 
 
 def latents_and_labels(path: str | Path, splits=("test",)):

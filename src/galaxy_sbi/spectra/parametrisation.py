@@ -39,7 +39,9 @@ class LabelParametrisation:
             raise ValueError(f"unknown parametrisation {self.kind!r} (one of {PARAMETRISATIONS})")
         self.names = [str(n) for n in self.names]
         self.cols = percentile_columns(self.names)
-        if self.kind in ("log_gaps", "linexp") and self.cols != list(range(self.cols[0], self.cols[0] + len(self.cols))):
+        if self.kind in ("log_gaps", "linexp") and self.cols != list(
+            range(self.cols[0], self.cols[0] + len(self.cols))
+        ):
             raise ValueError(f"{self.kind} needs the percentile columns to be contiguous")
         if self.kind == "linexp" and self.sfh_window is None:
             raise ValueError("linexp needs sfh_window = (start, t_obs) of the linear-exponential SFHs")
@@ -51,7 +53,7 @@ class LabelParametrisation:
             return list(self.names)
         if self.kind == "linexp":
             c = self.cols
-            return self.names[:c[0]] + ["t0", "log10_tau"] + self.names[c[-1] + 1:]
+            return self.names[: c[0]] + ["t0", "log10_tau"] + self.names[c[-1] + 1 :]
         out = list(self.names)
         for a, b in zip(self.cols[:-1], self.cols[1:]):
             out[b] = f"log({self.names[b]}-{self.names[a]})"
@@ -67,7 +69,7 @@ class LabelParametrisation:
             c = self.cols
             flat = labels.reshape(-1, labels.shape[-1])
             t0, tau = linexp_parameters(flat[:, c], *self.sfh_window, self.percentiles)
-            theta = np.concatenate([flat[:, :c[0]], t0[:, None], np.log10(tau)[:, None], flat[:, c[-1] + 1:]], 1)
+            theta = np.concatenate([flat[:, : c[0]], t0[:, None], np.log10(tau)[:, None], flat[:, c[-1] + 1 :]], 1)
             return theta.reshape(labels.shape[:-1] + (theta.shape[-1],))
         theta = labels.copy()
         t = labels[..., self.cols]
@@ -83,13 +85,25 @@ class LabelParametrisation:
 
             c0 = self.cols[0]
             flat = theta.reshape(-1, theta.shape[-1])
-            perc = np.concatenate([linexp_percentiles(flat[i:i + chunk, c0], 10.0 ** flat[i:i + chunk, c0 + 1],
-                                                      *self.sfh_window, self.percentiles)
-                                   for i in range(0, len(flat), chunk)]) if len(flat) else np.zeros((0, len(self.cols)))
-            labels = np.concatenate([flat[:, :c0], perc, flat[:, c0 + 2:]], 1)
+            perc = (
+                np.concatenate(
+                    [
+                        linexp_percentiles(
+                            flat[i : i + chunk, c0],
+                            10.0 ** flat[i : i + chunk, c0 + 1],
+                            *self.sfh_window,
+                            self.percentiles,
+                        )
+                        for i in range(0, len(flat), chunk)
+                    ]
+                )
+                if len(flat)
+                else np.zeros((0, len(self.cols)))
+            )
+            labels = np.concatenate([flat[:, :c0], perc, flat[:, c0 + 2 :]], 1)
             return labels.reshape(theta.shape[:-1] + (labels.shape[-1],))
         labels = theta.copy()
-        first = theta[..., self.cols[0]:self.cols[0] + 1]
+        first = theta[..., self.cols[0] : self.cols[0] + 1]
         gaps = np.exp(np.clip(theta[..., self.cols[1:]], -50, 10))
         labels[..., self.cols] = np.concatenate([first, first + np.cumsum(gaps, axis=-1)], axis=-1)
         return labels

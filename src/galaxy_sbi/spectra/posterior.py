@@ -64,20 +64,36 @@ class SpectraPosterior:
         return self.parametrisation.to_labels(self.sample_theta(x, n_samples, seed, batch))
 
     def save(self, path) -> Path:
-        return save_posterior(self.posterior, path, self.summary, names=self.names,
-                              parametrisation=self.parametrisation.kind, min_gap=self.parametrisation.min_gap,
-                              sfh_window=self.parametrisation.sfh_window,
-                              prior_low=np.asarray(self.low), prior_high=np.asarray(self.high), info=self.info,
-                              grids={k: np.asarray(v).tolist() for k, v in self.grids.items()},
-                              standardisation="sbi z-scoring of theta and x per dimension inside the flow")
+        return save_posterior(
+            self.posterior,
+            path,
+            self.summary,
+            names=self.names,
+            parametrisation=self.parametrisation.kind,
+            min_gap=self.parametrisation.min_gap,
+            sfh_window=self.parametrisation.sfh_window,
+            prior_low=np.asarray(self.low),
+            prior_high=np.asarray(self.high),
+            info=self.info,
+            grids={k: np.asarray(v).tolist() for k, v in self.grids.items()},
+            standardisation="sbi z-scoring of theta and x per dimension inside the flow",
+        )
 
     @classmethod
     def load(cls, path) -> SpectraPosterior:
         blob = torch.load(path, map_location="cpu", weights_only=False)
-        par = LabelParametrisation(blob["parametrisation"], blob["names"], blob.get("min_gap", 1e-3),
-                                   blob.get("sfh_window"))
-        return cls(blob["posterior"], par, blob["prior_low"], blob["prior_high"], blob["summary"], blob.get("info", {}),
-                   {k: np.asarray(v) for k, v in blob.get("grids", {}).items()})
+        par = LabelParametrisation(
+            blob["parametrisation"], blob["names"], blob.get("min_gap", 1e-3), blob.get("sfh_window")
+        )
+        return cls(
+            blob["posterior"],
+            par,
+            blob["prior_low"],
+            blob["prior_high"],
+            blob["summary"],
+            blob.get("info", {}),
+            {k: np.asarray(v) for k, v in blob.get("grids", {}).items()},
+        )
 
 
 def train_label_posterior(labels: np.ndarray, x: np.ndarray, names, settings: dict, seed: int = 0) -> SpectraPosterior:
@@ -94,10 +110,15 @@ def train_label_posterior(labels: np.ndarray, x: np.ndarray, names, settings: di
         # the labels must be those of linear-exponential SFHs: the fitted (t0, tau) give them back
         misfit = float(np.abs(par.to_labels(theta) - labels).max())
         if not misfit < 0.01:
-            raise ValueError(f"linexp: the training labels are not those of linear-exponential SFHs in the window "
-                             f"{par.sfh_window} Gyr (max misfit {misfit:.3g} Gyr); use naive or log_gaps")
-    grids = {n: grid_values(theta[:, par.theta_names.index(n)], name=n) for n in settings.get("dequantise", [])
-             if n in par.theta_names}
+            raise ValueError(
+                f"linexp: the training labels are not those of linear-exponential SFHs in the window "
+                f"{par.sfh_window} Gyr (max misfit {misfit:.3g} Gyr); use naive or log_gaps"
+            )
+    grids = {
+        n: grid_values(theta[:, par.theta_names.index(n)], name=n)
+        for n in settings.get("dequantise", [])
+        if n in par.theta_names
+    }
     if grids:
         rng = np.random.default_rng(seed)
         for n, g in grids.items():
@@ -107,19 +128,41 @@ def train_label_posterior(labels: np.ndarray, x: np.ndarray, names, settings: di
     low, high = padded_box(theta, settings["prior_padding"])
     prior = box_prior(low, high)
     posterior, summary = train_npe(
-        theta, x, prior, model=settings["model"], hidden_features=settings["hidden_features"],
-        num_transforms=settings["num_transforms"], batch_size=settings["batch_size"],
-        learning_rate=settings["learning_rate"], max_epochs=settings["max_epochs"],
-        stop_after_epochs=settings["stop_after_epochs"], seed=seed,
-        validation_fraction=settings["validation_fraction"], schedule=settings.get("schedule", "constant"))
-    info = {"n_train": int(len(theta)), "theta_names": par.theta_names,
-            "prior": f"BoxUniform in theta over the training range padded by {settings['prior_padding']} of the width",
-            "settings": dict(settings), "dequantised": {n: g.tolist() for n, g in grids.items()}}
+        theta,
+        x,
+        prior,
+        model=settings["model"],
+        hidden_features=settings["hidden_features"],
+        num_transforms=settings["num_transforms"],
+        batch_size=settings["batch_size"],
+        learning_rate=settings["learning_rate"],
+        max_epochs=settings["max_epochs"],
+        stop_after_epochs=settings["stop_after_epochs"],
+        seed=seed,
+        validation_fraction=settings["validation_fraction"],
+        schedule=settings.get("schedule", "constant"),
+    )
+    info = {
+        "n_train": int(len(theta)),
+        "theta_names": par.theta_names,
+        "prior": f"BoxUniform in theta over the training range padded by {settings['prior_padding']} of the width",
+        "settings": dict(settings),
+        "dequantised": {n: g.tolist() for n, g in grids.items()},
+    }
     return SpectraPosterior(posterior, par, low, high, summary, info, grids)
 
 
-def evaluate_posterior(post: SpectraPosterior, x: np.ndarray, labels: np.ndarray, n_samples: int, seed: int = 1000,
-                       levels=COVERAGE_LEVELS, batch: int = 250, joint: bool = True, keep_samples: bool = False) -> dict:
+def evaluate_posterior(
+    post: SpectraPosterior,
+    x: np.ndarray,
+    labels: np.ndarray,
+    n_samples: int,
+    seed: int = 1000,
+    levels=COVERAGE_LEVELS,
+    batch: int = 250,
+    joint: bool = True,
+    keep_samples: bool = False,
+) -> dict:
     """Posterior summaries and calibration of a labelled set, processed in batches of observations.
 
     Returns arrays (mean, std, quantiles 2.5/16/50/84/97.5, SBC ranks, per-label central and joint HPD
@@ -127,8 +170,13 @@ def evaluate_posterior(post: SpectraPosterior, x: np.ndarray, labels: np.ndarray
     coverage per label and joint, order-violation fraction of the samples). Labels the posterior was trained
     dequantised are judged, for calibration only, against truths spread over their grid cells (seeded); the
     point metrics compare the mean with the grid value."""
-    from ..inference.calibration import (coverage_band, credibility_hpd_samples, credibility_samples, empirical_coverage,
-                              sbc_ranks_from_samples)
+    from ..inference.calibration import (
+        coverage_band,
+        credibility_hpd_samples,
+        credibility_samples,
+        empirical_coverage,
+        sbc_ranks_from_samples,
+    )
 
     names = post.names
     x, labels = np.asarray(x), np.asarray(labels, float)
@@ -169,14 +217,25 @@ def evaluate_posterior(post: SpectraPosterior, x: np.ndarray, labels: np.ndarray
         "definition": "per label: central credible interval of the samples; joint: HPD region of the flow density",
     }
     if post.grids:
-        metrics["coverage"]["dequantised"] = (f"{', '.join(post.grids)}: trained spread over their grid cells; "
-                                              "the truths are spread the same way (randomised PIT)")
+        metrics["coverage"]["dequantised"] = (
+            f"{', '.join(post.grids)}: trained spread over their grid cells; "
+            "the truths are spread the same way (randomised PIT)"
+        )
     metrics["coverage"]["max_abs_deviation_all"] = float(max(metrics["coverage"]["max_abs_deviation"].values()))
     metrics["order_violation_fraction"] = float(n_bad / (n * n_samples)) if n else float("nan")
     metrics["mean_posterior_std"] = {names[i]: float(std[:, i].mean()) for i in range(d)}
-    arrays = {"mean": mean, "std": std, "quantiles": quant, "quantile_levels": qs, "ranks": ranks,
-              "credibility": cred, "credibility_joint": cred_joint, "coverage": cov, "levels": np.asarray(levels),
-              "calibration_truth": truth}
+    arrays = {
+        "mean": mean,
+        "std": std,
+        "quantiles": quant,
+        "quantile_levels": qs,
+        "ranks": ranks,
+        "credibility": cred,
+        "credibility_joint": cred_joint,
+        "coverage": cov,
+        "levels": np.asarray(levels),
+        "calibration_truth": truth,
+    }
     if keep_samples:
         arrays["samples"] = np.concatenate(kept, axis=1) if kept else np.empty((n_samples, 0, d), np.float32)
     return {"metrics": metrics, "arrays": arrays}

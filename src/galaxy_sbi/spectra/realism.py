@@ -26,8 +26,7 @@ C_KMS = 299792.458
 # ---------------------------------------------------------------------------------------------
 
 
-def add_noise(flux: np.ndarray, snr, rng: np.random.Generator, mode: str = "median",
-              return_sigma: bool = False):
+def add_noise(flux: np.ndarray, snr, rng: np.random.Generator, mode: str = "median", return_sigma: bool = False):
     """Add Gaussian noise of standard deviation sigma to every pixel.
 
     mode "median" (default): sigma = median(flux) / snr, one constant per spectrum (white noise; the S/N

@@ -35,9 +35,14 @@ from .synth import median_rows, native_weights
 QUANTILES = np.arange(1, 10) / 10.0
 
 
-def cumulative_from_percentiles(time_gyr: np.ndarray, percentiles: np.ndarray, quantiles: Sequence[float] = QUANTILES,
-                                t_start: float | None = None, t_obs: float | None = None,
-                                ends: str = "extrapolate") -> np.ndarray:
+def cumulative_from_percentiles(
+    time_gyr: np.ndarray,
+    percentiles: np.ndarray,
+    quantiles: Sequence[float] = QUANTILES,
+    t_start: float | None = None,
+    t_obs: float | None = None,
+    ends: str = "extrapolate",
+) -> np.ndarray:
     """Monotone cumulative mass fraction (N, n_time) on ``time_gyr`` from percentile times (N, 9) (or (9,)).
 
     ends: how the curve starts and ends outside (t10, t90). "grid": linear from (t_start, 0) and to
@@ -102,12 +107,20 @@ def _axis_weights(grid_values: np.ndarray, values: np.ndarray) -> np.ndarray:
 class Reconstructor:
     """Forward model from labels: holds the SSP grid (ssp_grid.nc) and the family's time grid."""
 
-    def __init__(self, ssp_grid: xr.Dataset, time_gyr: np.ndarray, t_obs: float | None = None,
-                 normalise: str = "median", ends: str = "extrapolate"):
+    def __init__(
+        self,
+        ssp_grid: xr.Dataset,
+        time_gyr: np.ndarray,
+        t_obs: float | None = None,
+        normalise: str = "median",
+        ends: str = "extrapolate",
+    ):
         self.ends = ends
         flux = ssp_grid["flux"]
         self.has_alpha = "alpha" in flux.dims
-        order = ("metallicity", "alpha", "age", "wavelength") if self.has_alpha else ("metallicity", "age", "wavelength")
+        order = (
+            ("metallicity", "alpha", "age", "wavelength") if self.has_alpha else ("metallicity", "age", "wavelength")
+        )
         self.ssps = np.asarray(flux.transpose(*order).values, np.float64)
         self.metallicities = ssp_grid["metallicity"].values.astype(float)
         self.alphas = ssp_grid["alpha"].values.astype(float) if self.has_alpha else None
@@ -181,8 +194,14 @@ def residual_rms(observed: np.ndarray, model: np.ndarray, mask: np.ndarray | Non
     return out if np.ndim(observed) > 1 else out[0]
 
 
-def reconstruct_observed(reconstructor: Reconstructor, flux: np.ndarray, label_samples: np.ndarray, names,
-                         mask: np.ndarray | None = None, band_q=(16, 84)) -> dict:
+def reconstruct_observed(
+    reconstructor: Reconstructor,
+    flux: np.ndarray,
+    label_samples: np.ndarray,
+    names,
+    mask: np.ndarray | None = None,
+    band_q=(16, 84),
+) -> dict:
     """Reconstruction of one spectrum (synthetic or observed, on the model grid) from its posterior samples.
 
     Returns the reconstruction from the posterior mean labels, the band from the samples' spectra (rescaled to
@@ -193,5 +212,9 @@ def reconstruct_observed(reconstructor: Reconstructor, flux: np.ndarray, label_s
     model = reconstructor.from_labels(mean_labels[None], names)[0]
     band = reconstructor.band_from_samples(label_samples, names, band_q)
     scale = np.median(flux[good]) / np.median(model[good])
-    return {"model": model * scale, "band": band * np.median(flux[good]) / np.median(band[:, good], axis=1)[:, None],
-            "rms": float(residual_rms(flux, model, good)), "mean_labels": mean_labels}
+    return {
+        "model": model * scale,
+        "band": band * np.median(flux[good]) / np.median(band[:, good], axis=1)[:, None],
+        "rms": float(residual_rms(flux, model, good)),
+        "mean_labels": mean_labels,
+    }

@@ -29,11 +29,12 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import zlib
 from collections.abc import Sequence
 
 import numpy as np
 import xarray as xr
+
+from ..seeding import derived_seed
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +52,6 @@ YEARS_PER_GYR = 1e9
 # ---------------------------------------------------------------------------------------------
 # random streams and grids
 # ---------------------------------------------------------------------------------------------
-
-
-def derived_seed(seed: int, *keys: str) -> np.random.SeedSequence:
-    """A SeedSequence for one random step: the master seed plus stable names (crc32, not hash())."""
-    return np.random.SeedSequence([int(seed), *(zlib.crc32(k.encode()) for k in keys)])
 
 
 def linear_grid(start: float, stop: float, step: float) -> np.ndarray:
@@ -90,7 +86,9 @@ def cumulative_from_sfr(time_gyr: np.ndarray, sfr: np.ndarray) -> np.ndarray:
     return cum / total
 
 
-def percentile_times(time_gyr: np.ndarray, cumulative: np.ndarray, percentiles: Sequence[float] = DEFAULT_PERCENTILES) -> np.ndarray:
+def percentile_times(
+    time_gyr: np.ndarray, cumulative: np.ndarray, percentiles: Sequence[float] = DEFAULT_PERCENTILES
+) -> np.ndarray:
     """Times at which the cumulative mass fraction reaches each percentile, by linear interpolation.
 
     cumulative: (n_sfh, n_time) or (n_time,), non-decreasing from 0 to 1. For each q the bracketing nodes
@@ -120,14 +118,20 @@ def percentile_times(time_gyr: np.ndarray, cumulative: np.ndarray, percentiles: 
 
 def linexp_cumulative(time_gyr: np.ndarray, t0: np.ndarray, tau: np.ndarray) -> np.ndarray:
     """Unnormalised cumulative mass tau [1 - (1 + x) e^-x], x = max(t - t0, 0)/tau; shape (n_sfh, n_time)."""
-    x = np.maximum(np.asarray(time_gyr, float)[None, :] - np.asarray(t0, float)[:, None], 0.0) / np.asarray(tau, float)[:, None]
+    x = (
+        np.maximum(np.asarray(time_gyr, float)[None, :] - np.asarray(t0, float)[:, None], 0.0)
+        / np.asarray(tau, float)[:, None]
+    )
     # 1 - (1 + x) e^-x loses precision for small x: use -expm1(-x) - x e^-x
     return np.asarray(tau, float)[:, None] * (-np.expm1(-x) - x * np.exp(-x))
 
 
 def linexp_sfr_shape(time_gyr: np.ndarray, t0: np.ndarray, tau: np.ndarray) -> np.ndarray:
     """Theta(t - t0) ((t - t0)/tau) exp(-(t - t0)/tau), unnormalised; shape (n_sfh, n_time)."""
-    x = np.maximum(np.asarray(time_gyr, float)[None, :] - np.asarray(t0, float)[:, None], 0.0) / np.asarray(tau, float)[:, None]
+    x = (
+        np.maximum(np.asarray(time_gyr, float)[None, :] - np.asarray(t0, float)[:, None], 0.0)
+        / np.asarray(tau, float)[:, None]
+    )
     return x * np.exp(-x)
 
 
@@ -137,8 +141,9 @@ def _gamma2_cdf(u: np.ndarray) -> np.ndarray:
     return -np.expm1(-u) - u * np.exp(-u)
 
 
-def linexp_percentiles(t0, tau, t_start: float, t_obs: float, percentiles: Sequence[float] = DEFAULT_PERCENTILES,
-                       n_iter: int = 45) -> np.ndarray:
+def linexp_percentiles(
+    t0, tau, t_start: float, t_obs: float, percentiles: Sequence[float] = DEFAULT_PERCENTILES, n_iter: int = 45
+) -> np.ndarray:
     """Exact percentile times (n, n_p) of linear-exponential SFHs, the mass formed between t_start and t_obs.
 
     Bisection on the closed-form cumulative in u = (t - t0)/tau (45 halvings: < 1e-11 Gyr). The SFH files'
@@ -160,8 +165,13 @@ def linexp_percentiles(t0, tau, t_start: float, t_obs: float, percentiles: Seque
     return out
 
 
-def linexp_parameters(percentile_times_gyr, t_start: float, t_obs: float,
-                      percentiles: Sequence[float] = DEFAULT_PERCENTILES, n_iter: int = 25) -> tuple[np.ndarray, np.ndarray]:
+def linexp_parameters(
+    percentile_times_gyr,
+    t_start: float,
+    t_obs: float,
+    percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+    n_iter: int = 25,
+) -> tuple[np.ndarray, np.ndarray]:
     """(t0, tau) of the linear-exponential SFHs whose percentiles best match ``percentile_times_gyr`` (n, n_p).
 
     Least squares over all percentiles, Gauss-Newton in (t0, log tau) from the untruncated solution (where the
@@ -311,12 +321,25 @@ def make_nonparametric(
     sfr *= (stellar_mass / mass)[:, None]
     ds = sfh_dataset(time, sfr, cum, percentiles, family="nonparametric", stellar_mass=stellar_mass)
     ds = ds.assign_coords(tx_index=np.arange(tuples.shape[1] - 3))
-    ds["db_log_sfr"] = ("sfh", tuples[:, 1], {"units": "log10(Msun/yr)", "long_name": "dense_basis tuple: SFR at observation"})
-    ds["db_tx"] = (("sfh", "tx_index"), tuples[:, 3:], {
-        "units": "1", "long_name": "dense_basis tuple: t_x (fraction of t_obs at which (i+1)/(n_tx+1) of the mass formed)",
-        "note": "the prior's values; the labels are recomputed from the SFR and can differ",
-    })
-    ds["replaced_by_constant"] = ("sfh", np.isin(np.arange(n), bad).astype(np.int8), {"long_name": "1 where the draw formed no mass"})
+    ds["db_log_sfr"] = (
+        "sfh",
+        tuples[:, 1],
+        {"units": "log10(Msun/yr)", "long_name": "dense_basis tuple: SFR at observation"},
+    )
+    ds["db_tx"] = (
+        ("sfh", "tx_index"),
+        tuples[:, 3:],
+        {
+            "units": "1",
+            "long_name": "dense_basis tuple: t_x (fraction of t_obs at which (i+1)/(n_tx+1) of the mass formed)",
+            "note": "the prior's values; the labels are recomputed from the SFR and can differ",
+        },
+    )
+    ds["replaced_by_constant"] = (
+        "sfh",
+        np.isin(np.arange(n), bad).astype(np.int8),
+        {"long_name": "1 where the draw formed no mass"},
+    )
     ds.attrs["generator"] = (
         "dense_basis.tuple_to_sfh(tuple, zval=0, interpolator='gp_george'); tuples from Priors.sample_sfr_prior "
         f"(sSFRflat, log sSFR in {list(cfg['log_ssfr_range'])}) and sample_tx_prior (Nparam={cfg['n_tx']}, "
@@ -346,17 +369,37 @@ def sfh_dataset(time, sfr, cumulative, percentiles, family: str, stellar_mass: f
     n = np.shape(sfr)[0]
     ds = xr.Dataset(
         {
-            "sfr": (("sfh", "time"), np.asarray(sfr, np.float32), {"units": "Msun/yr", "long_name": "star-formation rate"}),
-            "cumulative_mass_fraction": (("sfh", "time"), np.asarray(cumulative, float), {
-                "units": "1", "long_name": "fraction of the formed mass formed before t (canonical; labels and weights derive from it)"}),
-            "percentiles": (("sfh", "percentile"), perc, {
-                "units": "Gyr", "long_name": "cosmic time at which the given percentage of the mass had formed",
-                "method": "linear interpolation of cumulative_mass_fraction between time nodes"}),
+            "sfr": (
+                ("sfh", "time"),
+                np.asarray(sfr, np.float32),
+                {"units": "Msun/yr", "long_name": "star-formation rate"},
+            ),
+            "cumulative_mass_fraction": (
+                ("sfh", "time"),
+                np.asarray(cumulative, float),
+                {
+                    "units": "1",
+                    "long_name": "fraction of the formed mass formed before t (canonical; labels and weights derive from it)",
+                },
+            ),
+            "percentiles": (
+                ("sfh", "percentile"),
+                perc,
+                {
+                    "units": "Gyr",
+                    "long_name": "cosmic time at which the given percentage of the mass had formed",
+                    "method": "linear interpolation of cumulative_mass_fraction between time nodes",
+                },
+            ),
         },
         coords={
             "sfh": ("sfh", np.arange(n), {"long_name": "SFH index"}),
             "time": ("time", time, {"units": "Gyr", "long_name": "cosmic time (see time_convention)"}),
-            "percentile": ("percentile", np.asarray(percentiles, int), {"units": "percent", "long_name": "mass percentile"}),
+            "percentile": (
+                "percentile",
+                np.asarray(percentiles, int),
+                {"units": "percent", "long_name": "mass percentile"},
+            ),
             "label_name": ("percentile", percentile_names(percentiles)),
         },
         attrs={
@@ -377,6 +420,7 @@ def make_family(family: str, sfh_cfg: dict, seed: int, processes: int = 1, progr
     if family == "parametric":
         return make_parametric(sfh_cfg["parametric"], sfh_cfg["stellar_mass"], percentiles)
     if family == "nonparametric":
-        return make_nonparametric(sfh_cfg["nonparametric"], sfh_cfg["stellar_mass"], seed, percentiles,
-                                  processes=processes, progress=progress)
+        return make_nonparametric(
+            sfh_cfg["nonparametric"], sfh_cfg["stellar_mass"], seed, percentiles, processes=processes, progress=progress
+        )
     raise ValueError(f"unknown SFH family {family!r} (choose from {FAMILIES})")

@@ -62,7 +62,11 @@ def ssp_dataset(
     coords = {
         "metallicity": ("metallicity", np.asarray(metallicities, float), {"units": "dex", "long_name": "[M/H]"}),
         "age": ("age", np.asarray(ages_gyr, float), {"units": "Gyr", "long_name": "age of the population"}),
-        "wavelength": ("wavelength", np.asarray(wavelength, float), {"units": "Angstrom", "long_name": "air wavelength"}),
+        "wavelength": (
+            "wavelength",
+            np.asarray(wavelength, float),
+            {"units": "Angstrom", "long_name": "air wavelength"},
+        ),
     }
     if alphas is not None:
         dims = ("alpha",) + dims
@@ -131,9 +135,9 @@ def synthesize_fastar(
     bad_ages = ages[(ages < age_lo) | (ages > age_hi)]
     clamped = []
     if bad_mets.size or bad_ages.size:
-        what = (
-            f"[M/H] {bad_mets.tolist()} outside FASTAR's [{met_lo}, {met_hi}]" if bad_mets.size else ""
-        ) + (f"ages {bad_ages.tolist()} Gyr outside FASTAR's [{age_lo}, {age_hi}]" if bad_ages.size else "")
+        what = (f"[M/H] {bad_mets.tolist()} outside FASTAR's [{met_lo}, {met_hi}]" if bad_mets.size else "") + (
+            f"ages {bad_ages.tolist()} Gyr outside FASTAR's [{age_lo}, {age_hi}]" if bad_ages.size else ""
+        )
         if out_of_range == "error":
             raise InputError(
                 f"ssp.source=fastar: {what}. Remove them from ssp.ages_gyr / ssp.metallicities, or set "
@@ -255,7 +259,12 @@ def load_miles_fits(
     index = {}
     for path in sorted(directory.glob("*.fits")):
         meta = parse_miles_fits_name(path.name)
-        if meta and meta["imf"] == "ku" and abs(meta["slope"] - KROUPA_UNIVERSAL_SLOPE) < 1e-6 and meta["isochrone"] == "T":
+        if (
+            meta
+            and meta["imf"] == "ku"
+            and abs(meta["slope"] - KROUPA_UNIVERSAL_SLOPE) < 1e-6
+            and meta["isochrone"] == "T"
+        ):
             index[(meta["alpha"], round(meta["metallicity"], 2), round(meta["age"], 4))] = path
     if not index:
         raise InputError(
@@ -386,7 +395,9 @@ def load_milespy(
                     )
                 flux[ia, im, it] = flux_all[hit[0]]
 
-    attrs = _miles_attrs("milespy", f"milespy SSPLibrary(MILES_SSP 9.1, isochrone T, imf ku) from {where}", alpha_models)
+    attrs = _miles_attrs(
+        "milespy", f"milespy SSPLibrary(MILES_SSP 9.1, isochrone T, imf ku) from {where}", alpha_models
+    )
     if alpha_models == BASE_ALPHA:
         return ssp_dataset(flux[0], ages_gyr, metallicities, wavelength, alphas=None, attrs=attrs)
     return ssp_dataset(flux, ages_gyr, metallicities, wavelength, alphas=alphas, attrs=attrs)

@@ -39,7 +39,8 @@ import xarray as xr
 
 from ..errors import InputError
 from ..io import write_netcdf
-from .sfh import TIME_CONVENTION, derived_seed
+from ..seeding import derived_seed
+from .sfh import TIME_CONVENTION
 
 log = logging.getLogger(__name__)
 
@@ -166,8 +167,14 @@ def median_rows(x: np.ndarray) -> np.ndarray:
     return 0.5 * (p[..., k - 1] + p[..., k])
 
 
-def forward(weights: np.ndarray, ssps: np.ndarray, normalise: str = "median", stellar_mass: float = 1.0,
-            block: int = 2048, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def forward(
+    weights: np.ndarray,
+    ssps: np.ndarray,
+    normalise: str = "median",
+    stellar_mass: float = 1.0,
+    block: int = 2048,
+    out: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Spectra = weights @ ssps (float64 arithmetic, float32 result), optionally divided by their median.
 
     weights: (n, n_native) mass weights; ssps: (n_native, n_wavelength) per unit mass formed. Returns
@@ -193,8 +200,9 @@ def forward(weights: np.ndarray, ssps: np.ndarray, normalise: str = "median", st
     return flux, norm
 
 
-def brute_force_spectrum(time_gyr: np.ndarray, cumulative: np.ndarray, native_ages: np.ndarray, ssps: np.ndarray,
-                         t_obs: float | None = None) -> np.ndarray:
+def brute_force_spectrum(
+    time_gyr: np.ndarray, cumulative: np.ndarray, native_ages: np.ndarray, ssps: np.ndarray, t_obs: float | None = None
+) -> np.ndarray:
     """Reference: loop over the fine time bins, interpolate the SSP in age at each bin, accumulate (float64).
 
     Independent of the folded fast path (no interpolation matrix): the test that the two agree is the proof.
@@ -269,26 +277,53 @@ def build_cell(sfh: xr.Dataset, grid: xr.Dataset, cell: str, spectra_cfg: dict, 
     ds = xr.Dataset(
         {
             "flux": (("sample", "wavelength"), flux, flux_attrs),
-            "flux_norm": ("sample", norm, {
-                "units": "Lsun / Angstrom",
-                "long_name": f"median over wavelength of the {sfh.attrs['stellar_mass_msun']:.3g} Msun galaxy's spectrum "
-                             "(flux * flux_norm = L_lambda)" if spectra_cfg["normalisation"] == "median" else "1 (not normalised)"}),
-            "labels": (("sample", "parameter"), labels, {
-                "long_name": "inference targets: t10...t90 (cosmic time of formation, Gyr), [M/H] and [alpha/Fe] (dex)"}),
-            "ssp_weights": (("sample", "age"), W, {
-                "units": "1", "long_name": "mass weights folded onto the native SSP ages (flux * flux_norm = M_tot * ssp_weights @ SSP)"}),
-            "mass_fraction_below_min_age": ("sample", below, {
-                "units": "1", "long_name": "mass fraction younger than the youngest SSP (given the youngest SSP)"}),
-            "mass_fraction_above_max_age": ("sample", above, {
-                "units": "1", "long_name": "mass fraction older than the oldest SSP (given the oldest SSP)"}),
+            "flux_norm": (
+                "sample",
+                norm,
+                {
+                    "units": "Lsun / Angstrom",
+                    "long_name": f"median over wavelength of the {sfh.attrs['stellar_mass_msun']:.3g} Msun galaxy's spectrum "
+                    "(flux * flux_norm = L_lambda)"
+                    if spectra_cfg["normalisation"] == "median"
+                    else "1 (not normalised)",
+                },
+            ),
+            "labels": (
+                ("sample", "parameter"),
+                labels,
+                {
+                    "long_name": "inference targets: t10...t90 (cosmic time of formation, Gyr), [M/H] and [alpha/Fe] (dex)"
+                },
+            ),
+            "ssp_weights": (
+                ("sample", "age"),
+                W,
+                {
+                    "units": "1",
+                    "long_name": "mass weights folded onto the native SSP ages (flux * flux_norm = M_tot * ssp_weights @ SSP)",
+                },
+            ),
+            "mass_fraction_below_min_age": (
+                "sample",
+                below,
+                {"units": "1", "long_name": "mass fraction younger than the youngest SSP (given the youngest SSP)"},
+            ),
+            "mass_fraction_above_max_age": (
+                "sample",
+                above,
+                {"units": "1", "long_name": "mass fraction older than the oldest SSP (given the oldest SSP)"},
+            ),
         },
         coords={
             "sample": ("sample", sfh["sfh"].values, {"long_name": f"SFH index in results/sfh/{family}.nc"}),
             "wavelength": ("wavelength", wave.values, dict(wave.attrs)),
             "age": ("age", native_ages, {"units": "Gyr", "long_name": "native SSP age"}),
             "parameter": ("parameter", np.array(names, dtype=str)),
-            "split": ("sample", assign_split(n, spectra_cfg["split"], seed, family), {
-                "long_name": "train / validation / test, assigned once per SFH index (the same in every cell)"}),
+            "split": (
+                "sample",
+                assign_split(n, spectra_cfg["split"], seed, family),
+                {"long_name": "train / validation / test, assigned once per SFH index (the same in every cell)"},
+            ),
             "metallicity": ((), metallicity, {"units": "dex", "long_name": "[M/H]"}),
         },
     )
@@ -297,21 +332,23 @@ def build_cell(sfh: xr.Dataset, grid: xr.Dataset, cell: str, spectra_cfg: dict, 
     for extra in ("t0", "tau"):
         if extra in sfh:
             ds[extra] = ("sample", sfh[extra].values, dict(sfh[extra].attrs))
-    ds.attrs.update({
-        "family": family,
-        "cell": cell,
-        "time_convention": TIME_CONVENTION,
-        "t_obs_gyr": t_obs,
-        "redshift": 0.0,
-        "stellar_mass_msun": float(sfh.attrs["stellar_mass_msun"]),
-        "forward_model": "flux_norm * flux = M_tot * sum_j dM_j/M_tot SSP(t_obs - t_mid_j); SSPs linear in age",
-        "age_edge_rule": AGE_EDGE_RULE,
-        "normalisation": spectra_cfg["normalisation"],
-        "split_fractions": str(spectra_cfg["split"]),
-        "has_alpha_axis": int(alpha is not None),
-        "ssp_source": grid.attrs.get("source", "?"),
-        "ssp_clamped": grid.attrs.get("clamped", "none"),
-    })
+    ds.attrs.update(
+        {
+            "family": family,
+            "cell": cell,
+            "time_convention": TIME_CONVENTION,
+            "t_obs_gyr": t_obs,
+            "redshift": 0.0,
+            "stellar_mass_msun": float(sfh.attrs["stellar_mass_msun"]),
+            "forward_model": "flux_norm * flux = M_tot * sum_j dM_j/M_tot SSP(t_obs - t_mid_j); SSPs linear in age",
+            "age_edge_rule": AGE_EDGE_RULE,
+            "normalisation": spectra_cfg["normalisation"],
+            "split_fractions": str(spectra_cfg["split"]),
+            "has_alpha_axis": int(alpha is not None),
+            "ssp_source": grid.attrs.get("source", "?"),
+            "ssp_clamped": grid.attrs.get("clamped", "none"),
+        }
+    )
     return ds
 
 
