@@ -8,7 +8,6 @@ import numpy as np
 from galaxy_sbi.chem import multistar, npe
 from galaxy_sbi.chem.datasets import load_yields
 from galaxy_sbi.chem.priors import Priors
-from galaxy_sbi.inference.calibration import empirical_coverage
 from galaxy_sbi.plots import plot_chem_coverage
 from galaxy_sbi.seeding import derived_rng
 from galaxy_sbi.workflow import run_script
@@ -40,23 +39,7 @@ def main(smk):
         joint_prior=joint_summary.get("training_prior", "box"),
     )
     levels = np.linspace(0, 1, 21)
-    summary = {
-        "n_galaxies": p.coverage["n_galaxies"],
-        "levels": levels.tolist(),
-        "methods": {},
-        "note": "grid: the calibrated method (grid posterior + systematic kernel of results/chem/"
-        "systematics.json, estimated on other mock galaxies); grid_stat: the grid posterior alone",
-    }
-    for method in multistar.METHODS:
-        cred = res[f"credibility_{method}"]
-        summary["methods"][method] = {
-            str(n): {
-                "coverage": empirical_coverage(cred[:, j], levels).tolist(),
-                "coverage_68": float(empirical_coverage(cred[:, j], [0.68])[0]),
-                "coverage_95": float(empirical_coverage(cred[:, j], [0.95])[0]),
-            }
-            for j, n in enumerate(res["star_counts"])
-        }
+    summary = multistar.coverage_summary(res, levels)
     np.savez(smk.output.data, **res)
     with open(smk.output.metrics, "w") as f:
         json.dump(summary, f, indent=2)

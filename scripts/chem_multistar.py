@@ -36,17 +36,7 @@ def main(smk):
         n_coarse=ms.get("n_coarse"),
         joint_prior=joint_summary.get("training_prior", "box"),
     )
-    for r in res["rows"]:
-        log.info(
-            "N=%d gaussian %s +- %s | grid %s +- %s (statistical only: +- %s)",
-            r["n_stars"],
-            np.round(r["gaussian_mean"], 4),
-            np.round(r["gaussian_sd"], 4),
-            np.round(r["grid_mean"], 4),
-            np.round(r["grid_sd"], 4),
-            np.round(r["grid_stat_sd"], 4),
-        )
-    log.info("timing: %s", res["timing"])
+    multistar.log_rows(res, log)
     out = {"dataset": smk.wildcards.dataset, "note": note, "truth": truth.tolist(), **res}
     with open(smk.output.result, "w") as f:
         json.dump(out, f, indent=2, default=lambda a: np.asarray(a).tolist())

@@ -1,4 +1,5 @@
-"""Systematic-error kernel of the calibrated (grid) combination from mock galaxies of the training simulator."""
+"""Rule chem_systematics: systematic-error kernel of the calibrated (grid) combination from mock galaxies of the
+training simulator (their own random stream, not the coverage study's)."""
 
 import json
 import logging
@@ -7,51 +8,27 @@ import numpy as np
 
 from galaxy_sbi.chem import multistar, npe
 from galaxy_sbi.chem.datasets import load_yields
-from galaxy_sbi.chem.priors import N_GLOBAL, Priors
+from galaxy_sbi.chem.priors import Priors
 from galaxy_sbi.seeding import derived_rng
 from galaxy_sbi.workflow import run_script
 
 
 def main(smk):
-    log = logging.getLogger("chem_systematics")
-    p = smk.params
-    priors = Priors.from_config(p.priors)
+    p, cfg = smk.params, smk.params.systematics
     glob, _, acceptance = npe.load_npe(smk.input.glob)
-    cfg = p.systematics
-    if cfg["n_galaxies"] > 0:
-        rng = derived_rng(p.seed, "chem_systematics")  # not the coverage study's stream
-        res = multistar.systematics_study(
-            load_yields(p.yields),
-            priors,
-            glob,
-            n_galaxies=cfg["n_galaxies"],
-            n_stars=cfg["n_stars"],
-            noise_dex=p.noise_dex,
-            n_grid=p.grid["n_grid"],
-            rng=rng,
-            acceptance=acceptance,
-            log=log,
-            n_coarse=p.grid.get("n_coarse"),
-        )
-        log.info(
-            "systematic sd %s (mean offset %s, rms offset %s, mean statistical sd %s, %d galaxies x %d stars, "
-            "%d outliers: truths %s)",
-            np.round(res["sys_sd"], 4),
-            np.round(res["mean_offset"], 4),
-            np.round(res["rms_offset"], 4),
-            np.round(res["mean_stat_sd"], 4),
-            res["n_galaxies"],
-            res["n_stars"],
-            res["n_outliers"],
-            np.round(res["truths"][~res["inlier"]], 3).tolist(),
-        )
-    else:
-        res = {
-            "sys_cov": np.zeros((N_GLOBAL, N_GLOBAL)),
-            "sys_sd": np.zeros(N_GLOBAL),
-            "n_galaxies": 0,
-            "note": "chem.systematics.n_galaxies = 0: no systematic kernel (grid = grid_stat)",
-        }
+    res = multistar.systematics_kernel(
+        load_yields(p.yields),
+        Priors.from_config(p.priors),
+        glob,
+        n_galaxies=cfg["n_galaxies"],
+        n_stars=cfg["n_stars"],
+        noise_dex=p.noise_dex,
+        n_grid=p.grid["n_grid"],
+        n_coarse=p.grid.get("n_coarse"),
+        rng=derived_rng(p.seed, "chem_systematics"),
+        acceptance=acceptance,
+        log=logging.getLogger("chem_systematics"),
+    )
     with open(smk.output.systematics, "w") as f:
         json.dump(res, f, indent=2, default=lambda a: np.asarray(a).tolist())
 

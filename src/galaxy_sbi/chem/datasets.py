@@ -231,3 +231,49 @@ def load_yields(cfg) -> object:
             raise InputError(f"CHEMPY yield folder not found: {directory}")
         return load_chempy_yields(directory)
     return load_vice_yields(cfg["preset"])
+
+
+#: the study's global parameters of the TNG galaxy (its truth in the table)
+TNG_TRUTH = (-2.3, -2.89)
+
+
+def build_dataset(name: str, settings: dict) -> tuple[dict, np.ndarray, str]:
+    """One data set's stars from its settings (workflow/rules/common.smk: chem_dataset_settings): the TNG galaxy
+    (a file), VICE one-zone runs, or our simulator with the training / alternative yields. Returns (data, truth,
+    note)."""
+    import tempfile
+
+    from ..seeding import derived_rng
+
+    if name == "tng":
+        data = load_tng_mock(settings["tng_mock"])
+        n = settings["n_stars"]
+        data["obs"], data["true"] = data["obs"][:n], data["true"][:n]
+        return data, np.array(TNG_TRUTH), f"IllustrisTNG galaxy from {data['source']} (its own 0.05 dex noise)"
+    priors = Priors.from_config(settings["priors"])
+    truth = np.asarray(settings["global_values"], float)
+    rng = derived_rng(settings["seed"], "chem_dataset", name)
+    if name == "vice":
+        v = settings["vice"]
+        with tempfile.TemporaryDirectory(prefix="vice_") as workdir:
+            data = vice_galaxy(
+                truth,
+                priors,
+                v["n_stars"],
+                v["n_runs"],
+                settings["noise_dex"],
+                rng,
+                workdir=workdir,
+                preset=v["preset"],
+            )
+        return (
+            data,
+            truth,
+            (
+                f"vice.singlezone, {v['n_runs']} runs, {v['preset']} yields, CCSN yields at solar [M/H] "
+                "(see galaxy_sbi.chem.datasets.vice_galaxy)"
+            ),
+        )
+    yields = load_yields(settings["yields"])
+    data = simulated_galaxy(yields, priors, truth, settings["n_stars"], settings["noise_dex"], rng)
+    return data, truth, f"our simulator, yields {yields.name}: {yields.description}"

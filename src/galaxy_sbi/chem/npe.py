@@ -162,3 +162,33 @@ def load_npe(path):
     """(posterior, summary, acceptance model) of a file written by :func:`save_posterior` in this graph."""
     blob = torch.load(Path(path), map_location="cpu", weights_only=False)
     return blob["posterior"], blob["summary"], AcceptanceModel.from_dict(blob.get("acceptance", {}))
+
+
+def train_kind(kind: str, cfg: dict, priors: Priors, emulator, yields, seed: int, rng: np.random.Generator):
+    """Train the ``joint`` or the ``global`` NPE with the chem.npe settings ``cfg``: its draws (emulator for the
+    joint NPE, ``cfg['global_source']`` for the global one), its prior box, its flow (``cfg[kind]``, whose
+    batch_size / learning_rate / max_epochs override the shared ones). Returns (posterior, summary, acceptance)."""
+    source = "emulator" if kind == "joint" else cfg["global_source"]
+    n = cfg["n_simulations"] if kind == "joint" else cfg["n_simulations_global"]
+    theta, x, info = training_set(
+        emulator,
+        priors,
+        n,
+        cfg["noise_dex"],
+        rng,
+        kind=kind,
+        source=source,
+        yields=yields if source == "simulator" else None,
+        joint_prior=cfg.get("joint_prior", "population"),
+    )
+    prior = priors.box() if kind == "joint" else priors.box(slice(0, N_GLOBAL))
+    log.info("training the %s NPE on %d %s draws (%s)", kind, len(theta), source, cfg[kind])
+    flow = dict(cfg[kind])
+    shared = {k: flow.pop(k, cfg[k]) for k in ("batch_size", "learning_rate", "max_epochs")}
+    posterior, summary = train_npe(
+        theta, x, prior, stop_after_epochs=cfg["stop_after_epochs"], seed=seed, **shared, **flow
+    )
+    summary["source"], summary["n_simulations"] = source, len(theta)
+    if kind == "joint":
+        summary["training_prior"] = cfg["joint_prior"]  # the multi-star Gaussian product's prior correction reads it
+    return posterior, summary, info["acceptance"]

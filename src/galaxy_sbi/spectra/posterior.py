@@ -63,6 +63,19 @@ class SpectraPosterior:
         """Label samples (n_samples, N, n_labels) in physical units."""
         return self.parametrisation.to_labels(self.sample_theta(x, n_samples, seed, batch))
 
+    def training_summary(self, **extra) -> dict:
+        """training.json: parametrisation, labels, theta, prior box, dequantised grids, losses per epoch."""
+        return {
+            "parametrisation": self.parametrisation.kind,
+            "labels": self.names,
+            "theta": self.parametrisation.theta_names,
+            "prior_low": np.asarray(self.low).tolist(),
+            "prior_high": np.asarray(self.high).tolist(),
+            **extra,
+            "dequantised": self.info.get("dequantised"),
+            **self.summary,
+        }
+
     def save(self, path) -> Path:
         return save_posterior(
             self.posterior,
@@ -103,7 +116,8 @@ def train_label_posterior(labels: np.ndarray, x: np.ndarray, names, settings: di
     on each side (the padding matters for the naive parametrisation's edges and for the log-gaps' tails).
     The theta components named in ``settings['dequantise']`` (those this parametrisation has) are spread over
     their grid cells, the grid being the values the training set takes."""
-    par = LabelParametrisation(settings["parametrisation"], names, sfh_window=settings.get("sfh_window"))
+    window = settings.get("sfh_window")  # linexp only
+    par = LabelParametrisation(settings["parametrisation"], names, sfh_window=tuple(window) if window else None)
     labels = np.asarray(labels, float)
     theta = par.to_theta(labels)
     if par.kind == "linexp":
