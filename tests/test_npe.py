@@ -251,3 +251,19 @@ def test_onecycle_schedule_learns_a_known_gaussian_posterior():
     assert ((s.std(0) > 0.07) & (s.std(0) < 0.2)).all()  # 0.1, from a prior sd of 1.7 (30 short epochs)
     with pytest.raises(ValueError, match="schedule"):
         train_npe(theta, x, prior, max_epochs=1, schedule="cosine")
+
+
+def test_sampling_rejects_outside_the_prior_and_does_not_duplicate():
+    """True rejection: every sample inside the box, none repeated (the old sampler redrew in-box samples with
+    replacement), also for an observation at the box edge where much of the flow's mass leaks out."""
+    from galaxy_sbi.inference.npe import box_prior, sample, train_npe
+
+    rng = np.random.default_rng(4)
+    theta = rng.uniform(-3, 3, (2000, 2))
+    x = theta + rng.normal(0, 0.5, theta.shape)
+    prior = box_prior(np.full(2, -3.0), np.full(2, 3.0))
+    post, _ = train_npe(theta, x, prior, model="maf", hidden_features=16, num_transforms=2, max_epochs=5, seed=0)
+    s = sample(post, np.array([[2.9, 2.9], [0.0, 0.0], [-2.9, 1.0]]), 500, seed=1)
+    assert s.shape == (500, 3, 2) and (s >= -3).all() and (s <= 3).all()
+    assert all(len(np.unique(s[:, i, 0])) == 500 for i in range(3))
+    assert np.array_equal(s, sample(post, np.array([[2.9, 2.9], [0.0, 0.0], [-2.9, 1.0]]), 500, seed=1))

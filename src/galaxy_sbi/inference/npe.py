@@ -7,9 +7,8 @@ Generic (any theta, any x; both rule graphs use it, it imports neither spectra/ 
   dimension inside the flow (``z_score_theta = z_score_x = "independent"``), so the network always sees
   standardised inputs; the mean and standard deviation are part of the saved network. No ``./sbi-logs``
   TensorBoard directory is written: a no-op tracker replaces sbi's default TensorBoard writer.
-- :func:`sample`: batched direct sampling from the flow, one call per batch of observations; samples that
-  leaked outside the prior box are replaced by in-box samples of the same observation (what sbi's rejection
-  sampler would return, without its per-observation loop).
+- :func:`sample`: batched rejection sampling from the flow (one call per batch of observations and round, kept
+  inside the prior box as sbi's ``DirectPosterior`` does, without its per-observation loop).
 - :func:`log_prob` / :func:`log_prob_grid`: flow densities.
 - :func:`save_posterior` / :func:`load_posterior`: ``torch.save`` of the sbi posterior plus metadata.
 
@@ -236,27 +235,62 @@ def _train_onecycle(
     return net, summary
 
 
-def sample(posterior, x, n_samples: int, seed: int = 0, batch: int = 500) -> np.ndarray:
-    """Posterior samples (n_samples, N, D) for observations x (N, n_x), float64.
-
-    Drawn from the flow directly (one batched call per ``batch`` observations, no rejection loop); samples
-    outside the prior box are replaced by in-box samples of the same observation (resampled), which is what
-    rejection would give. Where (almost) all samples of an observation leaked, all are kept."""
-    gen = torch.Generator().manual_seed(int(seed))
+def sample(
+    posterior, x, n_samples: int, seed: int = 0, batch: int = 500, max_rounds: int = 50, warn_below: float = 0.1
+) -> np.ndarray:
+    """Posterior samples (n_samples, N, D) for observations x (N, n_x), float64: the flow's samples inside the
+    prior box (rejection, as sbi's DirectPosterior does), drawn in one batched call per ``batch`` observations and
+    round, until every observation has ``n_samples``. A warning gives the acceptance when it is below
+    ``warn_below``; an observation still short after ``max_rounds`` rounds (its flow almost entirely outside the
+    prior: an observation unlike the training set) gets its accepted samples redrawn with replacement, with a
+    warning, and one without any accepted sample is an error."""
     torch.manual_seed(int(seed))
+    gen = torch.Generator().manual_seed(int(seed))
     x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
     est = posterior.posterior_estimator
     low, high = posterior.prior.base_dist.low, posterior.prior.base_dist.high
-    out = []
+    out, drawn, accepted = [], 0, 0
     with torch.no_grad():
         for i in range(0, len(x), batch):
-            s = est.sample((n_samples,), condition=x[i : i + batch])  # (S, B, D)
-            inside = ((s >= low) & (s <= high)).all(-1)  # (S, B)
-            w = inside.T.float()
-            few = w.sum(1, keepdim=True) < max(2, n_samples // 10)
-            w = torch.where(few, torch.ones_like(w), w)
-            idx = torch.multinomial(w, n_samples, replacement=True, generator=gen).T  # (S, B)
-            out.append(torch.gather(s, 0, idx[..., None].expand_as(s)))
+            xb = x[i : i + batch]
+            res = torch.empty((n_samples, len(xb), low.numel()))
+            count = torch.zeros(len(xb), dtype=torch.long)
+            for _ in range(max_rounds):
+                todo = torch.nonzero(count < n_samples).flatten()
+                if len(todo) == 0:
+                    break
+                need = n_samples - count[todo]
+                rate = max(accepted / drawn, 1e-3) if drawn else 1.0
+                m = int(min(max(need.max().item() / rate * 1.2, 16), 20 * n_samples))
+                s = est.sample((m,), condition=xb[todo])  # (m, T, D)
+                inside = ((s >= low) & (s <= high)).all(-1)  # (m, T)
+                drawn, accepted = drawn + inside.numel(), accepted + int(inside.sum())
+                rank = torch.cumsum(inside.long(), 0)  # 1-based rank of each accepted sample
+                keep = inside & (rank <= need[None, :])
+                si, ti = torch.nonzero(keep, as_tuple=True)
+                res[count[todo][ti] + rank[si, ti] - 1, todo[ti]] = s[si, ti]
+                count[todo] += keep.sum(0)
+            short = torch.nonzero(count < n_samples).flatten()
+            for k in short.tolist():
+                c = int(count[k])
+                if c == 0:
+                    raise RuntimeError(
+                        f"no posterior sample inside the prior box for observation {i + k} after "
+                        f"{max_rounds} rounds: is it like the training set?"
+                    )
+                pick = torch.randint(c, (n_samples - c,), generator=gen)
+                res[c:, k] = res[pick, k]
+            if len(short):
+                log.warning(
+                    "%d observations had fewer than %d in-prior samples after %d rounds: their accepted "
+                    "samples were redrawn with replacement",
+                    len(short),
+                    n_samples,
+                    max_rounds,
+                )
+            out.append(res)
+    if drawn and accepted / drawn < warn_below:
+        log.warning("only %.1f %% of the flow's samples fell inside the prior box (rejected)", 100 * accepted / drawn)
     if not out:
         return np.empty((n_samples, 0, low.numel()))
     return torch.cat(out, dim=1).numpy().astype(np.float64)
