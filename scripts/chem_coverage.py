@@ -43,7 +43,7 @@ def main(smk):
     np.savez(smk.output.data, **res)
     with open(smk.output.metrics, "w") as f:
         json.dump(summary, f, indent=2)
-    plot_chem_coverage(res, levels, smk.output.png)
+    plot_chem_coverage(summary, smk.output.png)
 
 
 run_script(main, snakemake)  # noqa: F821

@@ -7,7 +7,7 @@ import xarray as xr
 
 from galaxy_sbi.chem import PARAMETER_NAMES, npe
 from galaxy_sbi.chem.evaluation import joint_npe_metrics
-from galaxy_sbi.plots import plot_chem_sbc, plot_chem_tarp
+from galaxy_sbi.plots import plot_sbc, plot_tarp
 from galaxy_sbi.seeding import derived_rng
 from galaxy_sbi.workflow import run_script
 
@@ -34,8 +34,11 @@ def main(smk):
     )
     with open(smk.output.metrics, "w") as f:
         json.dump(metrics, f, indent=2, default=float)
-    plot_chem_sbc(cal["ranks"], cfg["n_posterior_samples"], list(PARAMETER_NAMES), smk.output.sbc, sets=cal["sets"])
-    plot_chem_tarp(cal["tarp"]["ecp"], cal["tarp"]["alpha"], cal["tarp"]["atc"], smk.output.tarp)
+    n = len(cal["ranks"])
+    title = f"SBC ranks of the joint NPE on {n} {cal['sets']} sets (grey: 99 % band of a uniform histogram)"
+    plot_sbc(cal["ranks"], cfg["n_posterior_samples"], list(PARAMETER_NAMES), smk.output.sbc, title=title)
+    tarp = cal["tarp"]
+    plot_tarp(tarp["ecp"], tarp["alpha"], tarp["atc"], smk.output.tarp, title="TARP, joint NPE", label="NPE")
 
 
 run_script(main, snakemake)  # noqa: F821

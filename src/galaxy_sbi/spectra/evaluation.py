@@ -160,7 +160,7 @@ def plot_evaluation(clean: dict, noisy: dict, post: SpectraPosterior, labels, fa
         band_sfh=clean["sfh_band"],
         n_sfh=metrics["coverage"]["n_sfh"],
     )
-    plots.plot_posterior_sbc(
+    plots.plot_sbc(
         arr["ranks"][:, v],
         metrics["n_samples"],
         vnames,
@@ -169,7 +169,7 @@ def plot_evaluation(clean: dict, noisy: dict, post: SpectraPosterior, labels, fa
     )
     tarp = clean["tarp"]
     extra = {f"S/N {snr:g}": (r["tarp"]["ecp"], r["tarp"]["alpha"], r["tarp"]["atc"]) for snr, r in noisy.items()}
-    plots.plot_posterior_tarp(
+    plots.plot_tarp(
         tarp["ecp"], tarp["alpha"], tarp["atc"], paths.tarp, f"{family}: TARP on the test split", extra=extra
     )
     by_snr = {"clean": metrics, **{f"{snr:g}": r["metrics"] for snr, r in sorted(noisy.items(), reverse=True)}}
