@@ -18,8 +18,10 @@ COVERAGE_LEVELS = np.round(np.linspace(0.05, 0.95, 19), 2)
 
 
 def sbc_uniformity_pvalues(ranks: np.ndarray, n_samples: int) -> np.ndarray:
-    """Kolmogorov-Smirnov p-value of each column of ranks against the uniform on [0, n_samples]."""
-    return np.array([stats.kstest(r / n_samples, "uniform").pvalue for r in np.asarray(ranks).T])
+    """KS p-value of the uniformity of each column of SBC ranks (sbi.diagnostics.sbc.check_uniformity_frequentist)."""
+    from sbi.diagnostics.sbc import check_uniformity_frequentist
+
+    return check_uniformity_frequentist(torch.as_tensor(np.asarray(ranks), dtype=torch.float32), n_samples).numpy()
 
 
 def credibility_gaussian(mean, cov, truth) -> np.ndarray:
@@ -84,11 +86,40 @@ def cluster_bootstrap_coverage(credibility, groups, levels, n_boot: int = 300, s
 # ---------------------------------------------------------------------------------------------
 
 
-def sbc_ranks_from_samples(samples: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """SBC rank of each true value among its posterior samples: samples (S, N, D), truth (N, D) -> (N, D) in 0..S.
+class DrawnSamples:
+    """Posterior samples already drawn (S, N, D), offered to ``sbi.diagnostics`` as a posterior would be
+    (``sample_batched``): its public ``run_sbc`` / ``run_tarp`` then rank these samples instead of redrawing them
+    (the spectra graph's samples are labels through a parametrisation, which no sbi posterior gives). The
+    "observations" passed to sbi are the case indices (:meth:`xs`)."""
 
-    The same statistic as ``sbi.diagnostics.run_sbc`` (reduce_fns="marginals"), vectorised over cases."""
-    return (np.asarray(samples) < np.asarray(truth)[None]).sum(0)
+    def __init__(self, samples):
+        self.samples = torch.as_tensor(np.asarray(samples), dtype=torch.float32)
+
+    def xs(self) -> torch.Tensor:
+        return torch.arange(self.samples.shape[1], dtype=torch.float32)[:, None]
+
+    def sample_batched(self, sample_shape, x, show_progress_bars=False, **kwargs):
+        n = int(sample_shape[0])
+        if n > self.samples.shape[0]:
+            raise ValueError(f"{n} samples asked of {self.samples.shape[0]} drawn")
+        return self.samples[:n, x[:, 0].long()]
+
+
+def sbc_ranks_from_samples(samples: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """SBC rank of each true value among its posterior samples: samples (S, N, D), truth (N, D) -> (N, D) in 0..S
+    (``sbi.diagnostics.run_sbc``, reduce_fns="marginals", on the drawn samples)."""
+    from sbi.diagnostics import run_sbc
+
+    drawn = DrawnSamples(samples)
+    ranks, _ = run_sbc(
+        torch.as_tensor(np.asarray(truth), dtype=torch.float32),
+        drawn.xs(),
+        drawn,
+        num_posterior_samples=drawn.samples.shape[0],
+        reduce_fns="marginals",
+        show_progress_bar=False,
+    )
+    return ranks.numpy().astype(int)
 
 
 def credibility_hpd_samples(log_q_samples: np.ndarray, log_q_truth: np.ndarray) -> np.ndarray:
@@ -102,8 +133,8 @@ def tarp_from_samples(samples: np.ndarray, truth: np.ndarray, seed: int = 0, num
     """TARP (sbi.diagnostics.tarp) from drawn samples (S, N, D) and truths (N, D), z-scored by the truths' range.
 
     Returns ecp, alpha, ATC and the KS p-value of ``sbi.diagnostics.check_tarp``."""
-    from sbi.diagnostics import check_tarp
-    from sbi.diagnostics.tarp import _run_tarp, get_tarp_references
+    from sbi.diagnostics import check_tarp, run_tarp
+    from sbi.diagnostics.tarp import get_tarp_references
 
     torch.manual_seed(seed)
     s = torch.as_tensor(np.asarray(samples), dtype=torch.float32)
@@ -114,6 +145,16 @@ def tarp_from_samples(samples: np.ndarray, truth: np.ndarray, seed: int = 0, num
     refs = get_tarp_references(t)
     if num_bins is None:  # sbi's default, N // 10, is zero below ten cases
         num_bins = max(len(t) // 10, 2)
-    ecp, alpha = _run_tarp(s, t, refs, num_bins=num_bins)
+    drawn = DrawnSamples(s)
+    ecp, alpha = run_tarp(
+        t,
+        drawn.xs(),
+        drawn,
+        references=refs,
+        num_posterior_samples=s.shape[0],
+        num_bins=num_bins,
+        z_score_theta=False,
+        show_progress_bar=False,
+    )
     atc, ks_p = check_tarp(ecp, alpha)
     return {"ecp": ecp.numpy(), "alpha": alpha.numpy(), "atc": float(atc), "ks_pvalue": float(ks_p)}
