@@ -242,6 +242,7 @@ def test_tiny_run_builds_the_chem_graph(repo_root, tiny_workdir, tmp_path):
         "npe_tarp.png",
         "multistar_vs_nstars.png",
         "coverage.png",
+        "vice_vs_simulator.png",
     ):
         assert (out / name).stat().st_size > 10_000, name
     table = (out / "table.csv").read_text().splitlines()
@@ -256,6 +257,8 @@ def test_tiny_run_builds_the_chem_graph(repo_root, tiny_workdir, tmp_path):
     expected = {"simulator", "simulator_alt", "tng", "vice"}  # the TNG galaxy ships with galaxy-sbi
     assert set(metrics["multistar"]) == expected
     assert json.loads((out / "timing_emcee.json").read_text())["wall_s"] > 0
+    vice = json.loads((out / "vice_vs_simulator.json").read_text())  # the other code against ours, same parameters
+    assert vice["n_stars"] >= 1 and len(vice["median_difference_dex"]) == 8
     coverage = json.loads((out / "coverage_metrics.json").read_text())
     assert set(coverage["methods"]) >= {"gaussian", "grid"}
     with xr.open_dataset(out / "simulations.nc") as sims:

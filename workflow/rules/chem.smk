@@ -317,6 +317,34 @@ rule chem_timing:
         "../../scripts/chem_timing.py"
 
 
+rule chem_vice_check:
+    """The VICE stars against our simulator at the same parameters and yields (the difference is the code)."""
+    input:
+        data="results/chem/datasets/vice.npz",
+    output:
+        summary="results/chem/vice_vs_simulator.json",
+        png=report(
+            "results/chem/vice_vs_simulator.png",
+            caption="../report/chem_vice.rst",
+            category="6. Chemistry",
+        ),
+    log:
+        "logs/chem_vice_check.log",
+    benchmark:
+        bench("chem_vice_check")
+    priority: CHEM_PRIORITY
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        preset=CHEM["multistar"]["vice"]["preset"],
+    script:
+        "../../scripts/chem_vice_check.py"
+
+
 rule chem_report:
     """The study's table, estimates vs number of stars, metrics.json."""
     input:
@@ -355,6 +383,7 @@ rule chem:
         rules.chem_emulator.output,
         rules.chem_npe_evaluate.output,
         rules.chem_report.output,
+        rules.chem_vice_check.output if "vice" in CHEM_DATASETS else [],
 
 
 rule chem_studies:

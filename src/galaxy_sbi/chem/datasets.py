@@ -277,3 +277,24 @@ def build_dataset(name: str, settings: dict) -> tuple[dict, np.ndarray, str]:
     yields = load_yields(settings["yields"])
     data = simulated_galaxy(yields, priors, truth, settings["n_stars"], settings["noise_dex"], rng)
     return data, truth, f"our simulator, yields {yields.name}: {yields.description}"
+
+
+def vice_against_simulator(data: dict, yields) -> dict:
+    """The VICE stars against our simulator at the same parameters (globals, locals, birth time) and the same
+    published yields (the VICE preset converted to CHEMPY's convention): what differs is the code. Returns the
+    per-observable median and spread of VICE - ours over the stars both accept, and both abundance arrays."""
+    ours, ok = simulate(data["theta"], yields)
+    ours = drop_h(ours)
+    vice = np.asarray(data["true"])
+    good = ok & np.isfinite(ours).all(1) & np.isfinite(vice).all(1)
+    diff = vice[good] - ours[good]
+    return {
+        "vice": vice[good],
+        "ours": ours[good],
+        "n_stars": int(good.sum()),
+        "n_rejected_by_ours": int((~ok).sum()),
+        "median_difference_dex": dict(zip(OBS_LABELS, np.median(diff, 0).tolist())),
+        "nmad_difference_dex": dict(
+            zip(OBS_LABELS, (1.4826 * np.median(np.abs(diff - np.median(diff, 0)), 0)).tolist())
+        ),
+    }

@@ -4,7 +4,13 @@ Plotting functions take computed numbers (metrics, coverage, ranks); the one SBC
 (:mod:`.calibration`) serve both graphs."""
 
 from .calibration import plot_sbc, plot_tarp
-from .chem import plot_chem_coverage, plot_chem_emulator_ape, plot_chem_emulator_loss, plot_chem_vs_nstars
+from .chem import (
+    plot_chem_coverage,
+    plot_chem_emulator_ape,
+    plot_chem_emulator_loss,
+    plot_chem_vs_nstars,
+    plot_vice_against_simulator,
+)
 from .latents import (
     plot_latent_correlation,
     plot_latent_distributions,
@@ -47,4 +53,5 @@ __all__ = [
     "plot_spectra_examples",
     "plot_ssp_overview",
     "plot_tarp",
+    "plot_vice_against_simulator",
 ]

@@ -120,3 +120,25 @@ def plot_chem_coverage(summary: dict, path: str | Path) -> Path:
         )
     axes[0, 0].legend(fontsize=8, loc="upper left")
     return save(fig, path)
+
+
+def plot_vice_against_simulator(comparison: dict, labels, path: str | Path, preset: str) -> Path:
+    """Each observable of the VICE stars against our simulator's at the same parameters and yields."""
+    use_style()
+    d = len(labels)
+    fig, axes = plt.subplots(2, (d + 1) // 2, figsize=(3.2 * ((d + 1) // 2), 6.2), layout="constrained")
+    for i, ax in enumerate(axes.ravel()):
+        if i >= d:
+            ax.axis("off")
+            continue
+        v, o = comparison["vice"][:, i], comparison["ours"][:, i]
+        lo, hi = min(v.min(), o.min()), max(v.max(), o.max())
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        ax.scatter(o, v, s=6, alpha=0.6, linewidths=0)
+        med = comparison["median_difference_dex"][labels[i]]
+        ax.set(title=f"{labels[i]}: VICE − ours {med:+.2f} dex", xlabel="our simulator", ylabel="VICE")
+    fig.suptitle(
+        f"VICE one-zone stars against our simulator, same parameters and {preset} yields "
+        f"({comparison['n_stars']} stars)"
+    )
+    return save(fig, path)
