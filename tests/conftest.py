@@ -24,6 +24,14 @@ def shared_dir() -> Path:
     return path
 
 
+@pytest.fixture
+def rng(request):
+    """A generator seeded by the test's name: every test its own stream, the same on every run."""
+    from galaxy_sbi.seeding import derived_rng
+
+    return derived_rng(20240711, request.node.nodeid)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT

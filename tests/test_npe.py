@@ -221,12 +221,11 @@ def test_dequantised_training_saves_its_grid(tmp_path):
     assert "dequantised" in ev["metrics"]["coverage"]
 
 
-def test_onecycle_schedule_learns_a_known_gaussian_posterior():
+def test_onecycle_schedule_learns_a_known_gaussian_posterior(rng):
     """The OneCycle trainer (sbi's flow and loss, our schedule): x = theta + N(0, 0.1) under a wide flat prior,
     so the posterior is N(x, 0.1) away from the edges. It runs exactly max_epochs and keeps its best epoch."""
     from galaxy_sbi.inference.npe import box_prior, sample, train_npe
 
-    rng = np.random.default_rng(4)
     theta = rng.uniform(-3, 3, (4000, 2))
     x = theta + rng.normal(0, 0.1, theta.shape)
     prior = box_prior(np.full(2, -3.0), np.full(2, 3.0))
@@ -253,12 +252,11 @@ def test_onecycle_schedule_learns_a_known_gaussian_posterior():
         train_npe(theta, x, prior, max_epochs=1, schedule="cosine")
 
 
-def test_sampling_rejects_outside_the_prior_and_does_not_duplicate():
+def test_sampling_rejects_outside_the_prior_and_does_not_duplicate(rng):
     """True rejection: every sample inside the box, none repeated (the old sampler redrew in-box samples with
     replacement), also for an observation at the box edge where much of the flow's mass leaks out."""
     from galaxy_sbi.inference.npe import box_prior, sample, train_npe
 
-    rng = np.random.default_rng(4)
     theta = rng.uniform(-3, 3, (2000, 2))
     x = theta + rng.normal(0, 0.5, theta.shape)
     prior = box_prior(np.full(2, -3.0), np.full(2, 3.0))
