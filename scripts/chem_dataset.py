@@ -20,6 +20,7 @@ def main(smk):
         truth=truth,
         labels=np.array(OBS_LABELS),
         note=np.array(note),
+        **({"theta": data["theta"]} if "theta" in data else {}),  # the stars' parameters, where they are known
     )
 
 

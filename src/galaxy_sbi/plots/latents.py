@@ -142,13 +142,13 @@ def plot_predicted_vs_true(
     import pandas as pd
 
     use_style()
-    r2 = r2_scores(true, pred)
+    r2_all = r2_scores(true, pred)
     n = len(names) + (history is not None)
     ncols = 4
     nrows = int(np.ceil(n / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(13, 3.1 * nrows), constrained_layout=True, squeeze=False)
     for ax, (i, name) in zip(axes.flat, enumerate(names)):
-        t, p, r2 = true[:, i], pred[:, i], r2[i]
+        t, p, r2 = true[:, i], pred[:, i], r2_all[i]
         ax.scatter(t, p, s=4, alpha=0.5, linewidths=0, rasterized=True)
         lo, hi = min(t.min(), p.min()), max(t.max(), p.max())
         ax.plot([lo, hi], [lo, hi], color="0.4", lw=0.8, ls="--")
