@@ -241,3 +241,54 @@ def test_the_study_data_ship_with_the_package():
     assert tng.name == "TNG" and tng.snii.masses.size > 1
     stars = load_tng_mock("packaged")
     assert stars["obs"].shape == (1000, len(OBS_LABELS)) and np.isfinite(stars["obs"]).all()
+
+
+def _copy_tng(tmp_path):
+    import shutil
+
+    target = tmp_path / "tables"
+    shutil.copytree(tng_yields_dir(), target)
+    return target
+
+
+def test_yield_loader_bad_input_names_the_file(tmp_path):
+    """A table without a traced element, with a wrongly shaped yield block, or missing: one message naming the file."""
+    import h5py
+
+    folder = _copy_tng(tmp_path)
+    with h5py.File(folder / "SNII.hdf5", "r+") as h5:  # rename Oxygen: an element the model traces is missing
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in h5["Species_names"][()]]
+        del h5["Species_names"]
+        h5["Species_names"] = np.array([("Unobtainium" if n == "Oxygen" else n).encode() for n in names])
+    with pytest.raises(ValueError, match=r"SNII\.hdf5 lacks the traced elements \['O'\]"):
+        load_chempy_yields(folder)
+
+    folder = _copy_tng(tmp_path / "b")
+    with h5py.File(folder / "AGB.hdf5", "r+") as h5:  # one yield block with a mass column too few
+        group = next(iter(h5["Yields"]))
+        y = h5[f"Yields/{group}/Yield"][()]
+        del h5[f"Yields/{group}/Yield"]
+        h5[f"Yields/{group}/Yield"] = y[:, :-1]
+    with pytest.raises(ValueError, match=r"AGB\.hdf5: Yields/.* has Yield"):
+        load_chempy_yields(folder)
+
+    folder = _copy_tng(tmp_path / "c")
+    (folder / "SNIa.hdf5").unlink()
+    with pytest.raises(FileNotFoundError, match=r"SNIa\.hdf5 not found"):
+        load_chempy_yields(folder)
+
+
+def test_tng_mock_loader_bad_input_names_the_file(tmp_path):
+    from galaxy_sbi.chem.datasets import load_tng_mock
+    from galaxy_sbi.errors import InputError
+
+    with pytest.raises(InputError, match="file not found"):
+        load_tng_mock(tmp_path / "nope.npz")
+    bad = tmp_path / "no_abundances.npz"
+    np.savez(bad, elements=np.array(["C", "Fe"]))
+    with pytest.raises(InputError, match=r"no_abundances\.npz: missing arrays \['abundances'\]"):
+        load_tng_mock(bad)
+    few = tmp_path / "few_elements.npz"
+    np.savez(few, elements=np.array(["C", "Fe"]), abundances=np.zeros((3, 2)))
+    with pytest.raises(InputError, match=r"few_elements\.npz: elements \[.*'O'.*\] missing"):
+        load_tng_mock(few)

@@ -133,6 +133,7 @@ def test_bad_config_is_refused_with_the_key_named(default_config, key, value, ex
         ({"ssp": {"ages_gyr": []}}, "ssp.ages_gyr"),
     ],
 )
+@pytest.mark.slow
 def test_snakemake_stops_before_any_job(tmp_path, repo_root, override, expected):
     """`snakemake -n` with a bad --configfile exits non-zero with the message, and schedules nothing."""
     bad = tmp_path / "bad.yaml"

@@ -67,12 +67,14 @@ def scheduled_jobs(dry_run_stdout: str) -> set[str]:
 # --- without a run ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_lint_is_clean(repo_root, tmp_path):
     result = snakemake(repo_root, tmp_path, "--lint")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_dry_run_lists_the_stages(repo_root, tmp_path):
     result = snakemake(repo_root, tmp_path, "-n", "--cores", "1")
     assert result.returncode == 0, result.stderr
@@ -82,6 +84,7 @@ def test_dry_run_lists_the_stages(repo_root, tmp_path):
     assert "npe_train_alternative" not in result.stdout and "chem_coverage" not in result.stdout
 
 
+@pytest.mark.slow
 def test_building_the_dag_imports_no_ml_library(repo_root, tmp_path):
     """`snakemake -n` stays a matter of seconds: the rule files import no torch, sbi, lightning or jax."""
     result = subprocess.run(
@@ -111,6 +114,7 @@ def test_building_the_dag_imports_no_ml_library(repo_root, tmp_path):
     assert not imported & {"torch", "sbi", "lightning", "jax", "fastar", "dense_basis"}, imported & {"torch", "sbi"}
 
 
+@pytest.mark.slow
 def test_slurm_profile_loads(repo_root, tmp_path):
     """The cluster profile parses, its executor plugin is installed and the training rules ask for a GPU."""
     result = snakemake(repo_root, tmp_path, "--profile", str(repo_root / "profiles/slurm"), "-n", "--printshellcmds")

@@ -213,6 +213,12 @@ def _read_stellar_table(path: Path, mass_range: tuple[float, float]) -> YieldTab
             ]
         except KeyError as exc:
             raise ValueError(f"{path} is not a CHEMPY-format yield table: missing {exc}") from exc
+    for name, (yld, ejected) in zip(names, groups):
+        if yld.shape != (len(species), len(masses)) or ejected.shape != (len(masses),):
+            raise ValueError(
+                f"{path}: Yields/{name} has Yield {yld.shape} and Ejected_mass {ejected.shape}, expected "
+                f"({len(species)} species, {len(masses)} masses) and ({len(masses)},)"
+            )
     missing = [e for e in ELEMENTS if e not in species]
     if missing:
         raise ValueError(f"{path} lacks the traced elements {missing}")
