@@ -136,7 +136,8 @@ def plot_vice_against_simulator(comparison: dict, labels, path: str | Path, pres
         ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
         ax.scatter(o, v, s=6, alpha=0.6, linewidths=0)
         med = comparison["median_difference_dex"][labels[i]]
-        ax.set(title=f"{labels[i]}: VICE − ours {med:+.2f} dex", xlabel="our simulator", ylabel="VICE")
+        ax.set(xlabel="our simulator", ylabel="VICE")
+        ax.set_title(f"{labels[i]}: VICE − ours {med:+.2f} dex", fontsize=9)
     fig.suptitle(
         f"VICE one-zone stars against our simulator, same parameters and {preset} yields "
         f"({comparison['n_stars']} stars)"
