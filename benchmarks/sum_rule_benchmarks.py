@@ -47,11 +47,9 @@ RULE_STAGES = (
 
 
 def stage_of(job: str) -> str:
-    """Stage of a benchmark file named logs/benchmarks/{rule}[/{wildcards}] (or {stage}/..., the older layout)."""
-    first = job.split("/")[0]
-    if first in STAGES:
-        return first
-    return next((stage for prefix, stage in RULE_STAGES if first.startswith(prefix)), first)
+    """Stage of a benchmark file named logs/benchmarks/{rule}[/{wildcards}]."""
+    rule = job.split("/")[0]
+    return next((stage for prefix, stage in RULE_STAGES if rule.startswith(prefix)), rule)
 
 
 def read_benchmarks(workdir: Path) -> list[dict]:

@@ -34,8 +34,7 @@ def main(smk):
         activation=e["activation"],
     )
     emu.save_emulator(model, smk.output.model)
-    metrics = emulator_metrics(model, theta, x, split, labels)
-    ape = metrics.pop("_ape_validation")
+    metrics, ape = emulator_metrics(model, theta, x, split, labels)
     with open(smk.output.metrics, "w") as f:
         json.dump(metrics, f, indent=2)
     plot_chem_emulator_loss(model.history, smk.output.loss)

@@ -9,7 +9,7 @@ if CHEM["multistar"]["tng_mock"]:
     CHEM_DATASETS.append("tng")
 else:
     CHEM_SKIPPED.append(
-        "tng: chem.multistar.tng_mock is null (the TNG galaxy is a user file, e.g. Mock_Data_TNG.npz)"
+        "tng: chem.multistar.tng_mock is null (packaged runs the copy shipped with galaxy-sbi)"
     )
 if CHEM["multistar"]["vice"]["enabled"]:
     CHEM_DATASETS.append("vice")

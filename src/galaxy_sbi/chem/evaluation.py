@@ -26,8 +26,10 @@ def _quantiles(ape, q=(16, 50, 84)) -> dict:
     return {"median": mid, f"p{q[0]}": lo, f"p{q[2]}": hi}
 
 
-def emulator_metrics(model, theta, x, split, labels) -> dict:
-    """APE (validation box sets and population-prior sets) and RMSE per observable of a trained emulator."""
+def emulator_metrics(model, theta, x, split, labels) -> tuple[dict, np.ndarray]:
+    """APE (validation box sets and population-prior sets) and RMSE per observable of a trained emulator.
+
+    Returns (metrics, the APE of every validation set and observable, for the plot)."""
     val, pop = split == "validation", split == "population"
     pred_val = predict(model, theta[val])
     ape = absolute_percentage_error(pred_val, x[val])
@@ -39,7 +41,7 @@ def emulator_metrics(model, theta, x, split, labels) -> dict:
         pop.sum(),
         np.median(ape_pop),
     )
-    return {
+    metrics = {
         "n_train": int((split == "train").sum()),
         "n_validation": int(val.sum()),
         "n_population": int(pop.sum()),
@@ -58,8 +60,8 @@ def emulator_metrics(model, theta, x, split, labels) -> dict:
         "target_median_percent": STUDY_TARGETS["emulator_ape_median_percent"],
         "training_time_s": model.training_time_s,
         "history": model.history,
-        "_ape_validation": ape,  # for the plot; dropped before writing
     }
+    return metrics, ape
 
 
 def joint_npe_metrics(

@@ -33,6 +33,7 @@ Two estimates of it:
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
@@ -468,8 +469,6 @@ def systematics_kernel(
     log=None,
 ) -> dict:
     """systematics.json: the kernel from :func:`systematics_study`, or a zero kernel when ``n_galaxies`` is 0."""
-    import logging
-
     log = log or logging.getLogger(__name__)
     if n_galaxies <= 0:
         return {

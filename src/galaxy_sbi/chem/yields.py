@@ -310,20 +310,24 @@ _VICE_CCSN_MOVERH = {
 }
 
 
+def _ccsn_metallicities(study: str) -> tuple[float, ...]:
+    """The [M/H] of the CCSN tables VICE has for ``study`` (its name in any case)."""
+    key = study.upper() if study.upper() in _VICE_CCSN_MOVERH else study
+    if key not in _VICE_CCSN_MOVERH:
+        raise ValueError(f"unknown VICE CCSN study {study!r}; known: {sorted(_VICE_CCSN_MOVERH)}")
+    return _VICE_CCSN_MOVERH[key]
+
+
 def vice_ccsn_fractional(
     vice, element: str, study: str, moverh: float, imf, m_upper: float = 100.0, m_lower: float = 0.08
 ) -> float:
     """IMF-averaged CCSN yield of ``element`` (``vice.yields.ccsne.fractional``) at any [M/H]: linear in [M/H]
     between the two tabulated metallicities of ``study`` that bracket it (VICE has tables at a few [M/H] only,
     NKT13 none at 0), the nearest table outside their range. Elements the study does not report give 0."""
-    key = study.upper() if study.upper() in _VICE_CCSN_MOVERH else study
-    if key not in _VICE_CCSN_MOVERH:
-        raise ValueError(f"unknown VICE CCSN study {study!r}; known: {sorted(_VICE_CCSN_MOVERH)}")
-    grid = np.array([m for m in _VICE_CCSN_MOVERH[key] if np.isfinite(m)])
+    grid = np.array([m for m in _ccsn_metallicities(study) if np.isfinite(m)])
     moverh = float(np.clip(moverh, grid[0], grid[-1]))
-    hi = int(np.searchsorted(grid, moverh))
-    lo = max(hi - 1, 0) if grid[min(hi, len(grid) - 1)] != moverh else hi
-    hi = min(hi, len(grid) - 1)
+    hi = int(np.searchsorted(grid, moverh))  # first table at or above moverh (in range: clipped)
+    lo = hi if grid[hi] == moverh else hi - 1
 
     def at(mh):
         return float(
@@ -359,9 +363,7 @@ def _birth_composition(vice, z: float) -> dict[str, float]:
 
 
 def _vice_ccsn_table(vice, study: str, mass_range: tuple[float, float]) -> YieldTable:
-    movh = _VICE_CCSN_MOVERH.get(study.upper() if study.upper() in _VICE_CCSN_MOVERH else study)
-    if movh is None:
-        raise ValueError(f"unknown VICE CCSN study {study!r}; known: {sorted(_VICE_CCSN_MOVERH)}")
+    movh = _ccsn_metallicities(study)
     z_sun = sum(vice.solar_z[e] for e in vice.elements.recognized if e != "he")
     elements = list(vice.elements.recognized)
     per_z, mass_sets, unreported = [], [], {}

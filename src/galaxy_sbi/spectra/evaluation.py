@@ -31,7 +31,7 @@ def varying_columns(labels: np.ndarray) -> list[int]:
     return [i for i in range(labels.shape[1]) if np.ptp(labels[:, i]) > 0]
 
 
-def _with_tarp_and_sbc(result: dict, labels: np.ndarray, n_samples: int, seed: int, sbc: bool = True) -> dict:
+def _with_tarp_and_sbc(result: dict, names, labels: np.ndarray, n_samples: int, seed: int, sbc: bool = True) -> dict:
     """Adds TARP (and the SBC rank uniformity p-values) to an :func:`evaluate_posterior` result; drops its samples."""
     metrics, arr = result["metrics"], result["arrays"]
     samples = arr.pop("samples")
@@ -40,7 +40,6 @@ def _with_tarp_and_sbc(result: dict, labels: np.ndarray, n_samples: int, seed: i
     metrics["tarp"] = {"atc": tarp["atc"], "ks_pvalue": tarp["ks_pvalue"]}
     result["tarp"] = tarp
     if sbc:
-        names = list(metrics["labels"])  # point_metrics: one entry per label, in label order
         pv = sbc_uniformity_pvalues(arr["ranks"][:, v], n_samples)
         metrics["sbc_ks_pvalue"] = {names[i]: float(p) for i, p in zip(v, pv)}
     return result
@@ -50,7 +49,11 @@ def evaluate_clean(post: SpectraPosterior, x, labels, sfh_index, n_samples: int,
     """Metrics, per-spectrum arrays and TARP on the clean test spectra, with the SFH-bootstrap scatter of the
     coverage (``sfh_index``: the SFH of each test spectrum)."""
     result = _with_tarp_and_sbc(
-        evaluate_posterior(post, x, labels, n_samples, seed=seed, keep_samples=True), labels, n_samples, seed
+        evaluate_posterior(post, x, labels, n_samples, seed=seed, keep_samples=True),
+        post.names,
+        labels,
+        n_samples,
+        seed,
     )
     metrics, arr = result["metrics"], result["arrays"]
     levels, names = arr["levels"], post.names
@@ -88,7 +91,7 @@ def evaluate_noisy(
             encoder, flux, float(snr), derived_seed(master_seed, "evaluation_noise", str(snr)), encode_batch_size
         )
         r = evaluate_posterior(post, x, labels, n_samples, seed=seed, joint=False, keep_samples=True)
-        out[float(snr)] = _with_tarp_and_sbc(r, labels, n_samples, seed, sbc=False)
+        out[float(snr)] = _with_tarp_and_sbc(r, post.names, labels, n_samples, seed, sbc=False)
         m = r["metrics"]
         log.info(
             "S/N %g: t50 R2 %.3f, coverage max dev %.3f",
