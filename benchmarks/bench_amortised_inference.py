@@ -2,7 +2,7 @@
 
     python benchmarks/bench_amortised_inference.py [--family parametric] [--threads 2]
 
-Needs results/encoder/{family}/encoder.ckpt, results/npe/{family}/posterior.pt and one spectra cube; writes
+Needs results/encoder/{family}/encoder.ckpt, results/npe/{family}/posterior_linexp.pt (or --posterior) and one spectra cube; writes
 benchmarks/results/amortised_inference.json. Single: one spectrum at a time (median of repeats); batched:
 N spectra in one call. The paper quotes ~1e-4 s for the posterior samples of one spectrum.
 """
@@ -36,13 +36,14 @@ def timed(fn, repeats):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--family", default="parametric")
+    ap.add_argument("--posterior", default=None, help="default results/npe/{family}/posterior_linexp.pt")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--samples", type=int, default=1000)
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 100, 1000])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     model = load_encoder(ROOT / f"results/encoder/{args.family}/encoder.ckpt")
-    post = SpectraPosterior.load(ROOT / f"results/npe/{args.family}/posterior.pt")
+    post = SpectraPosterior.load(args.posterior or ROOT / f"results/npe/{args.family}/posterior_linexp.pt")
     cube = sorted((ROOT / f"results/spectra/{args.family}").glob("*.nc"))[0]
     with xr.open_dataset(cube) as ds:
         flux = ds["flux"].values

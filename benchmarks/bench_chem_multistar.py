@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from galaxy_sbi.benchmarking import cpu_model  # noqa: E402
-from galaxy_sbi.chem import multistar, npe  # noqa: E402
+from galaxy_sbi.chem import multistar  # noqa: E402
 from galaxy_sbi.chem.priors import Priors  # noqa: E402
 
 
@@ -47,28 +47,18 @@ def main() -> None:
     cfg = yaml.safe_load(args.config.read_text())["chem"]
     ms = cfg["multistar"]
     priors = Priors.from_config(cfg["priors"])
-    joint, _ = npe.load_posterior(args.joint or args.results / "npe_joint.pt")
-    glob, _, acceptance = npe.load_npe(args.results / "npe_global.pt")
-    sys_cov = np.asarray(json.loads((args.results / "systematics.json").read_text())["sys_cov"])
+    combination = multistar.load_combination(
+        args.joint or args.results / "npe_joint.pt",
+        args.results / "npe_global.pt",
+        args.results / "systematics.json",
+        ms,
+    )
     with np.load(args.results / "datasets" / "simulator.npz") as d:
         obs, truth = d["obs"][: args.n_stars], d["truth"]
     load_before = os.getloadavg()
     runs = []
     for _ in range(args.repeats):
-        res = multistar.infer_vs_nstars(
-            obs,
-            [len(obs)],
-            joint,
-            glob,
-            priors,
-            truth,
-            n_samples=ms["n_samples"],
-            n_grid=ms["n_grid"],
-            seed=0,
-            acceptance=acceptance,
-            sys_cov=sys_cov,
-            n_coarse=ms.get("n_coarse"),
-        )
+        res = multistar.infer_vs_nstars(obs, [len(obs)], priors=priors, truth=truth, seed=0, **combination)
         runs.append(res["timing"])
         print(res["timing"], flush=True)
     row = res["rows"][-1]

@@ -25,13 +25,8 @@ def main(smk):
         x[val],
         theta_low=priors.low,
         theta_high=priors.high,
-        hidden=e["hidden"],
-        batch_size=e["batch_size"],
-        learning_rate=e["learning_rate"],
-        epochs=e["epochs"],
         seed=p.seed,
-        scheduler=e["scheduler"],
-        activation=e["activation"],
+        **e,  # hidden, batch_size, learning_rate, epochs, scheduler, activation
     )
     emu.save_emulator(model, smk.output.model)
     metrics, ape = emulator_metrics(model, theta, x, split, labels)

@@ -2,11 +2,8 @@
 
 import json
 
-import numpy as np
-import xarray as xr
-
 from galaxy_sbi.chem import PARAMETER_NAMES, npe
-from galaxy_sbi.chem.evaluation import joint_npe_metrics
+from galaxy_sbi.chem.evaluation import evaluation_sets, joint_npe_metrics
 from galaxy_sbi.plots import plot_sbc, plot_tarp
 from galaxy_sbi.seeding import derived_rng
 from galaxy_sbi.workflow import run_script
@@ -16,12 +13,7 @@ def main(smk):
     p, cfg = smk.params, smk.params.npe
     posterior, summary = npe.load_posterior(smk.input.posterior)
     rng = derived_rng(p.seed, "chem_npe_evaluate")
-    with xr.open_dataset(smk.input.simulations) as ds:
-        sets = {}
-        for split in ("validation", "population"):
-            rows = np.flatnonzero(ds.split.values == split)
-            pick = rng.choice(rows, size=min(cfg["n_evaluate"], len(rows)), replace=False)
-            sets[split] = ds.theta.values[pick], ds.abundance.values[pick]
+    sets = evaluation_sets(smk.input.simulations, cfg["n_evaluate"], rng)
     metrics, cal = joint_npe_metrics(
         posterior,
         summary,

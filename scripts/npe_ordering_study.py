@@ -15,7 +15,7 @@ log = logging.getLogger("npe_ordering")
 def main(smk):
     _, x, labels, _ = latents_and_labels(smk.input.latents, ["test"])
     out = {}
-    for i, path in enumerate(smk.input.posteriors):  # the first is the configured posterior.pt
+    for i, path in enumerate(smk.input.posteriors):  # the first is the configured parametrisation
         post = SpectraPosterior.load(path)
         if i == 0:
             out["configured"] = post.parametrisation.kind

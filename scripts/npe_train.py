@@ -1,4 +1,4 @@
-"""Rule npe_train / npe_train_alternative: sbi NPE of the labels given the latents of one family (train +
+"""Rule npe_train: sbi NPE of the labels given the latents of one family, in one parametrisation (train +
 validation splits: the seed's 90 %; the test split is never seen)."""
 
 import json
@@ -27,10 +27,9 @@ def main(smk):
     post = train_label_posterior(labels, x, names, settings, seed=smk.params.seed)
     post.info["latents"] = str(smk.input.latents)
     post.save(smk.output.posterior)
-    if "summary" in smk.output.keys():
-        summary = post.training_summary(n_train=len(x), noise={"enabled": bool(noise), **(noise or {})})
-        with open(smk.output.summary, "w") as f:
-            json.dump(summary, f, indent=1)
+    summary = post.training_summary(n_train=len(x), noise={"enabled": bool(noise), **(noise or {})})
+    with open(smk.output.summary, "w") as f:
+        json.dump(summary, f, indent=1)
 
 
 if __name__ == "__main__":

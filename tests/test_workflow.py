@@ -81,7 +81,8 @@ def test_dry_run_lists_the_stages(repo_root, tmp_path):
     for rule in ("ssp_library", "ssp_interpolate", "ssp_overview_plot", "encoder_train", "npe_train", "chem_npe"):
         assert rule in result.stdout
     # the studies are their own targets, not part of the default run
-    assert "npe_train_alternative" not in result.stdout and "chem_coverage" not in result.stdout
+    assert "results/npe/parametric/posterior_naive.pt" not in result.stdout
+    assert "npe_ordering_study" not in result.stdout and "chem_coverage" not in result.stdout
 
 
 @pytest.mark.slow
@@ -304,15 +305,15 @@ def test_tiny_run_builds_the_posterior_stage(repo_root, tiny_workdir):
     assert ordering["configured"] == "linexp"
     rec = json.loads((ev / "reconstruction.json").read_text())
     assert rec["n_test"] == len(rec["rms_per_spectrum"]) > 0 and rec["rms_true_percentiles"]["median"] < 0.05
-    assert (tmp_path / "results/npe/parametric/posterior.pt").exists() and not (tmp_path / "sbi-logs").exists()
+    assert (tmp_path / "results/npe/parametric/posterior_linexp.pt").exists() and not (tmp_path / "sbi-logs").exists()
     assert (ev / "posterior_summary.nc").is_file()
     # the default trains on noisy copies too, and on the grid-valued theta spread over their cells
-    training = json.loads((tmp_path / "results/npe/parametric/training.json").read_text())
+    training = json.loads((tmp_path / "results/npe/parametric/training_linexp.json").read_text())
     with xr.open_dataset(tmp_path / "results/latents/parametric.nc") as lat:
         n_fit = int((lat["split"].values.astype(str) != "test").sum())
     assert training["noise"]["enabled"] and training["n_train"] == 2 * n_fit  # clean + one noisy copy
     assert set(training["dequantised"]) == {"metallicity", "t0", "log10_tau"} and "dequantised" in metrics["coverage"]
-    assert not json.loads((tmp_path / "results/npe/nonparametric/training.json").read_text())["noise"]["enabled"]
+    assert not json.loads((tmp_path / "results/npe/nonparametric/training_naive.json").read_text())["noise"]["enabled"]
     for png in targets[3:]:
         assert (tmp_path / png).stat().st_size > 10_000
     # every rule wrote its benchmark file
@@ -334,12 +335,12 @@ RERUN_CASES = [
     ("encoder", "encoder: {progress_refresh: 5, accelerator: cpu}", []),  # display and device
     ("latents", "latents: {umap: {n_neighbors: 4}}", ["latents_plots"]),
     ("latents", "latents: {batch_size: 64}", []),  # pure inference
-    ("npe", "npe: {learning_rate: 0.002}", ["npe_train", "npe_train_alternative"]),
+    ("npe", "npe: {learning_rate: 0.002}", ["npe_train"]),
     (
         "npe",
         "npe: {noise: {snr_range: [20.0, 200.0]}}",  # the noise-aware family only
         [
-            "results/npe/parametric/posterior.pt",
+            "results/npe/parametric/posterior_linexp.pt",
             "results/npe/parametric/posterior_naive.pt",
             "results/evaluation/parametric/metrics.json",
         ],

@@ -130,10 +130,8 @@ def npe_noise(family):
 
 
 def npe_settings(wildcards):
-    """The NPE settings of one family and parametrisation (the configured one unless the job names another)."""
-    kind = getattr(wildcards, "parametrisation", None) or family_parametrisation(
-        NPE["parametrisation"], wildcards.family
-    )
+    """The NPE settings of one family in the job's parametrisation."""
+    kind = wildcards.parametrisation
     out = {k: v for k, v in NPE.items() if k not in ("parametrisation", "noise")}
     out["parametrisation"] = kind
     out["noise"] = npe_noise(wildcards.family)
@@ -143,10 +141,16 @@ def npe_settings(wildcards):
     return out
 
 
+def configured_posterior(wildcards_or_family):
+    """The family's posterior in the configured parametrisation: the one the evaluation and reconstruction use."""
+    family = getattr(wildcards_or_family, "family", wildcards_or_family)
+    return f"results/npe/{family}/posterior_{family_parametrisation(NPE['parametrisation'], family)}.pt"
+
+
 def ordering_posteriors(wildcards):
     family = wildcards.family
     return [
-        f"results/npe/{family}/posterior.pt",
+        configured_posterior(family),
         f"results/npe/{family}/posterior_{other_parametrisation(family)}.pt",
     ]
 

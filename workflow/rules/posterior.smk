@@ -8,37 +8,9 @@ wildcard_constraints:
 
 
 rule npe_train:
-    """sbi NPE of the labels given the 16 latents, on the train + validation splits of one family."""
-    input:
-        latents="results/latents/{family}.nc",
-        # noisy copies of the training spectra are encoded when npe.noise is enabled
-        encoder="results/encoder/{family}/encoder.ckpt",
-        cubes=spectra_files,
-    output:
-        posterior="results/npe/{family}/posterior.pt",
-        summary="results/npe/{family}/training.json",
-    log:
-        "logs/npe_train/{family}.log",
-    benchmark:
-        bench("npe_train/{family}")
-    priority: critical_path_priority
-    conda:
-        "../../envs/galaxy-sbi.yaml"
-    # one thread: the flow is small (a 2-thread torch was 4x slower per epoch when other jobs shared the cores),
-    # and Snakemake can train both parametrisations side by side
-    threads: 1
-    resources:
-        mem_mb=family_memory_mb,
-        runtime=120,
-    params:
-        npe=npe_settings,
-        seed=config["seed"],
-    script:
-        "../../scripts/npe_train.py"
-
-
-rule npe_train_alternative:
-    """The other label parametrisation with the same settings, for the ordering study."""
+    """sbi NPE of the labels given the 16 latents, on the train + validation splits of one family, in one label
+    parametrisation (the configured one for the evaluation, the other one for the ordering study).
+    """
     input:
         latents="results/latents/{family}.nc",
         # noisy copies of the training spectra are encoded when npe.noise is enabled
@@ -46,12 +18,16 @@ rule npe_train_alternative:
         cubes=spectra_files,
     output:
         posterior="results/npe/{family}/posterior_{parametrisation}.pt",
+        summary="results/npe/{family}/training_{parametrisation}.json",
     log:
-        "logs/npe_train_alternative/{family}_{parametrisation}.log",
+        "logs/npe_train/{family}_{parametrisation}.log",
     benchmark:
-        bench("npe_train_alternative/{family}_{parametrisation}")
+        bench("npe_train/{family}_{parametrisation}")
+    priority: critical_path_priority
     conda:
         "../../envs/galaxy-sbi.yaml"
+    # one thread: the flow is small (a 2-thread torch was 4x slower per epoch when other jobs shared the cores),
+    # and Snakemake can train both parametrisations side by side
     threads: 1
     resources:
         mem_mb=family_memory_mb,
@@ -89,7 +65,7 @@ rule npe_ordering_study:
 rule npe_evaluate:
     """Posterior of every test spectrum: accuracy, coverage, SBC, TARP; the same posterior at each S/N."""
     input:
-        posterior=rules.npe_train.output.posterior,
+        posterior=configured_posterior,
         latents="results/latents/{family}.nc",
         encoder="results/encoder/{family}/encoder.ckpt",
         cubes=spectra_files,
@@ -143,7 +119,7 @@ rule npe_evaluate:
 rule reconstruction:
     """Posterior labels -> cumulative mass -> SFH -> spectrum through the forward model; residual rms."""
     input:
-        posterior=rules.npe_train.output.posterior,
+        posterior=configured_posterior,
         latents="results/latents/{family}.nc",
         cubes=spectra_files,
         grid="results/ssp/ssp_grid.nc",
@@ -180,7 +156,7 @@ rule reconstruction:
 rule posterior:
     """Target: every family's NPE, test-set evaluation, S/N study and reconstruction."""
     input:
-        expand("results/npe/{family}/posterior.pt", family=SFH_FAMILIES),
+        [configured_posterior(family) for family in SFH_FAMILIES],
         expand(
             "results/evaluation/{family}/{f}",
             family=SFH_FAMILIES,

@@ -64,6 +64,19 @@ def emulator_metrics(model, theta, x, split, labels) -> tuple[dict, np.ndarray]:
     return metrics, ape
 
 
+def evaluation_sets(simulations, n: int, rng: np.random.Generator, splits=("validation", "population")) -> dict:
+    """Up to ``n`` (theta, abundances) pairs of each split of the chem_collect netCDF, drawn without replacement."""
+    import xarray as xr
+
+    sets = {}
+    with xr.open_dataset(simulations) as ds:
+        for split in splits:
+            rows = np.flatnonzero(ds.split.values == split)
+            pick = rng.choice(rows, size=min(n, len(rows)), replace=False)
+            sets[split] = ds.theta.values[pick], ds.abundance.values[pick]
+    return sets
+
+
 def joint_npe_metrics(
     posterior,
     summary: dict,

@@ -183,6 +183,26 @@ def read_systematics_cov(path) -> np.ndarray:
         return np.asarray(json.load(f)["sys_cov"], float)
 
 
+def load_combination(joint_path, global_path, systematics_path, settings: dict) -> dict:
+    """What both combinations (:func:`infer_vs_nstars`, :func:`coverage_study`) take besides the stars: the
+    trained joint and global NPEs, the global NPE's prior acceptance, the systematic kernel and the
+    ``chem.multistar`` sampling settings, as keyword arguments."""
+    from .npe import load_npe, load_posterior
+
+    joint, joint_summary = load_posterior(joint_path)
+    glob, _, acceptance = load_npe(global_path)
+    return dict(
+        joint_posterior=joint,
+        global_posterior=glob,
+        acceptance=acceptance,
+        sys_cov=read_systematics_cov(systematics_path),
+        n_samples=settings["n_samples"],
+        n_grid=settings["n_grid"],
+        n_coarse=settings.get("n_coarse"),
+        joint_prior=joint_summary.get("training_prior", "box"),
+    )
+
+
 def add_systematics(grid: dict, sys_cov, truth=None, n_grid: int = 40) -> dict:
     """The grid posterior convolved with a Gaussian systematic-error kernel N(0, ``sys_cov``).
 

@@ -64,7 +64,7 @@ class SpectraPosterior:
         return self.parametrisation.to_labels(self.sample_theta(x, n_samples, seed, batch))
 
     def training_summary(self, **extra) -> dict:
-        """training.json: parametrisation, labels, theta, prior box, dequantised grids, losses per epoch."""
+        """training_{parametrisation}.json: parametrisation, labels, theta, prior box, dequantised grids, losses per epoch."""
         return {
             "parametrisation": self.parametrisation.kind,
             "labels": self.names,
