@@ -377,7 +377,7 @@ RERUN_CASES = [
     ),
     (
         "chem.alternative_yields",
-        "chem: {alternative_yields: {preset: tng_like}}",
+        "chem: {alternative_yields: {source: vice, preset: tng_like}}",
         ["results/chem/datasets/simulator_alt.npz"],
     ),
     ("chem.simulate", "chem: {simulate: {n_validation: 40}}", ["chem_simulate"]),

@@ -12,6 +12,7 @@ sets or parameter ranges.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -49,7 +50,9 @@ def chempy_available() -> bool:
 def _one(args):
     row, model_parameters = args
     single_timestep_chempy, ModelParameters = _import_chempy()
-    a = model_parameters if model_parameters is not None else ModelParameters()
+    # a fresh copy per run: single_timestep_chempy leaves end / time_steps / total_mass changed after a rejected
+    # run, which would shift every later run of a shared instance
+    a = copy.deepcopy(model_parameters) if model_parameters is not None else ModelParameters()
     try:
         result = single_timestep_chempy((np.asarray(row, dtype=np.float64), a))
     except AssertionError:  # CHEMPY asserts on birth times before t_end - 13 Gyr

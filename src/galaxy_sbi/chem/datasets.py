@@ -219,12 +219,15 @@ def vice_galaxy(
 
 
 def load_yields(cfg) -> object:
-    """Yield set from a config mapping {source: tng|chempy|vice, preset, directory}."""
+    """Yield set from a config mapping {source: tng|study_alternative|chempy|vice, preset, directory}."""
+    from .chempy_tables import load_study_alternative_yields
     from .packaged import tng_yields_dir
     from .yields import load_chempy_yields, load_vice_yields
 
     if cfg["source"] == "tng":  # CHEMPY's TNG tables, shipped with galaxy-sbi
         return load_chempy_yields(tng_yields_dir(), name="TNG")
+    if cfg["source"] == "study_alternative":  # Nomoto+13 / Karakas & Lugaro 16 / Thielemann+03, as CHEMPY reads them
+        return load_study_alternative_yields()
     if cfg["source"] == "chempy":
         directory = Path(cfg["directory"])
         if not directory.is_dir():

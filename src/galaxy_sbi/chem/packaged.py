@@ -21,6 +21,11 @@ def tng_yields_dir() -> Path:
     return data_dir() / "yields" / "TNG"
 
 
+def alternative_yields_dir() -> Path:
+    """Folder with the study's alternative tables in CHEMPY's layout (Nomoto2013/, Karakas2016/, Thielemann2003/)."""
+    return data_dir() / "yields" / "alternative"
+
+
 def tng_mock_path() -> Path:
     """Mock_Data_TNG.npz: 1,000 star particles of the IllustrisTNG galaxy 523071."""
     return data_dir() / "Mock_Data_TNG.npz"

@@ -121,8 +121,8 @@ def markdown(rows: list[list], systematic_sd, skipped=()) -> str:
         "",
         "Truth: α_IMF = −2.3, log10 N_Ia = −2.89. The last column quotes the study's published values (CHEMPY and its "
         "Gaussian product, 1,000 stars) for its data set of the same name, for comparison: they are not ours. Its "
-        "'alternative yields' are Nomoto+13 / Karakas & Lugaro 16 / Thielemann+03 through CHEMPY; compare with "
-        "our row only when chem.alternative_yields is that set.",
+        "'alternative yields' are Nomoto+13 / Karakas & Lugaro 16 / Thielemann+03 through CHEMPY, the default "
+        "chem.alternative_yields (source study_alternative); compare with our row only when that is the set.",
     ]
     md += [f"\nSkipped: {note}" for note in skipped]
     return "\n".join(md) + "\n"

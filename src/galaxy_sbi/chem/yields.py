@@ -101,6 +101,10 @@ class YieldTable:
     untraced_net : (K, M) summed net yield per unit mass of the species that are not traced
         (e.g. S and Ca in CHEMPY's tables); they leave the gas bookkeeping (chem-model.md Q12).
     mass_range : (low, high) in M☉; bins are half-open ``[low, high)``.
+    unprocessed_fraction : (K, M) the unprocessed ejecta fraction where a table states its own (CHEMPY's
+        ``unprocessed_mass_in_winds``, e.g. Karakas16's 1 - remnant); None: ``1 - sum(net) - remnant``.
+    edges : (M+1,) explicit bin edges where the bins are not the midpoints between ``masses`` (a table whose
+        mass grid differs between metallicities, split on the union of their bins); None: the midpoints.
     """
 
     masses: np.ndarray
@@ -109,20 +113,26 @@ class YieldTable:
     remnant: np.ndarray
     untraced_net: np.ndarray
     mass_range: tuple[float, float]
+    unprocessed_fraction: np.ndarray | None = None
+    edges: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         k, m = len(self.metallicities), len(self.masses)
         if self.net_yields.shape != (k, m, len(ELEMENTS)):
             raise ValueError(f"net_yields has shape {self.net_yields.shape}, expected {(k, m, len(ELEMENTS))}")
-        for name in ("remnant", "untraced_net"):
-            if getattr(self, name).shape != (k, m):
+        for name in ("remnant", "untraced_net", "unprocessed_fraction"):
+            if getattr(self, name) is not None and getattr(self, name).shape != (k, m):
                 raise ValueError(f"{name} has shape {getattr(self, name).shape}, expected {(k, m)}")
         if np.any(np.diff(self.masses) <= 0) or np.any(np.diff(self.metallicities) <= 0):
             raise ValueError("masses and metallicities must be strictly ascending")
+        if self.edges is not None and (len(self.edges) != m + 1 or np.any(np.diff(self.edges) <= 0)):
+            raise ValueError(f"edges must be {m + 1} strictly ascending values")
 
     @property
     def unprocessed(self) -> np.ndarray:
-        """(K, M) unprocessed ejecta fraction ``u = 1 - sum_all_species(net) - remnant``."""
+        """(K, M) unprocessed ejecta fraction: the table's own, else ``u = 1 - sum_all_species(net) - remnant``."""
+        if self.unprocessed_fraction is not None:
+            return self.unprocessed_fraction
         return 1.0 - self.net_yields.sum(axis=-1) - self.untraced_net - self.remnant
 
     @property
@@ -131,6 +141,8 @@ class YieldTable:
 
         Mass ``masses[b]`` owns ``[edges[b], edges[b+1])`` (chem-model.md §7.2).
         """
+        if self.edges is not None:
+            return np.asarray(self.edges, float)
         mid = 0.5 * (self.masses[1:] + self.masses[:-1])
         return np.concatenate([[self.mass_range[0]], mid, [self.mass_range[1]]])
 
@@ -170,6 +182,7 @@ class YieldSet:
         """
 
         def _zero(t: YieldTable) -> YieldTable:
+            # the unprocessed fraction is kept: the stars still return their envelope
             return YieldTable(
                 t.masses,
                 t.metallicities,
@@ -177,6 +190,8 @@ class YieldSet:
                 t.remnant,
                 np.zeros_like(t.untraced_net),
                 t.mass_range,
+                unprocessed_fraction=t.unprocessed_fraction,
+                edges=t.edges,
             )
 
         return YieldSet(
