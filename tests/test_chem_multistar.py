@@ -1,6 +1,7 @@
 """The study's Gaussian combination on analytic cases."""
 
 import numpy as np
+import pytest
 
 from galaxy_sbi.chem.multistar import combine_gaussian, gaussian_fits
 
@@ -163,3 +164,33 @@ def test_coarse_zoom_stages_give_the_full_grid_posterior(monkeypatch):
     np.testing.assert_allclose(np.sqrt(np.diag(coarse["cov"])), sd, rtol=0.01)
     assert abs(coarse["credibility"] - full["credibility"]) < 0.03
     assert sum(n_eval) < 0.5 * n_full
+
+
+def test_pull_summary_passes_a_calibrated_method_and_fails_an_over_confident_one(rng):
+    from galaxy_sbi.chem.multistar import pull_summary
+
+    n = 400
+    truths = rng.normal([-2.3, -2.89], 0.3, (n, 2))
+    sd = np.full((n, 2), 0.01)
+    means = truths + rng.normal(0, 1, (n, 2)) * sd
+    ok = pull_summary(truths, means, sd)["log10_N_Ia"]
+    assert ok["mean_abs_pull"] == pytest.approx(np.sqrt(2 / np.pi), abs=0.08)  # E|N(0,1)|
+    assert ok["within_band_68"] and ok["within_band_95"] and ok["n_galaxies"] == n
+    bad = pull_summary(truths, means, sd / 3)["log10_N_Ia"]
+    assert bad["mean_abs_pull"] > 2 and not bad["within_band_68"] and not bad["within_band_95"]
+
+
+def test_age_weights_condition_the_samples_on_the_observed_birth_time(rng):
+    from galaxy_sbi.chem.multistar import age_weights
+
+    s = np.zeros((4000, 3, 6))
+    s[..., 0] = rng.normal(0, 1, (4000, 3))
+    s[..., 5] = s[..., 0] + rng.normal(0, 1, (4000, 3))  # birth time correlated with alpha (corr 0.71)
+    obs = np.array([[2.0, 0.5], [-1.0, 0.5], [np.nan, np.nan]])
+    w = age_weights(s, obs)
+    np.testing.assert_allclose(w.sum(0), 1.0)
+    mean, cov = gaussian_fits(s, w)
+    # Gaussian conjugacy: t ~ N(0, 2), t_obs | t ~ N(t, 0.25): E[alpha | t_obs] = t_obs / 2 * 2 / 2.25
+    assert mean[0, 0] == pytest.approx(2.0 * (1 / 2.25), abs=0.06) and mean[1, 0] == pytest.approx(-1 / 2.25, abs=0.06)
+    assert cov[0, 0, 0] < 0.7 and w[:, 2] == pytest.approx(1 / 4000)  # the star without an age keeps equal weights
+    np.testing.assert_allclose(gaussian_fits(s[:, 2:], w[:, 2:])[0], gaussian_fits(s[:, 2:])[0], atol=1e-12)

@@ -89,8 +89,18 @@ def load_tng_mock(path) -> dict:
         obs = d["abundances"][:, order].astype(float)
         true = d["true_abuns"][:, order].astype(float) if "true_abuns" in d.files else np.full_like(obs, np.nan)
         birth = d["true_time"] if "true_time" in d.files else np.full(len(obs), np.nan)
+        # the observed ages of the stars, as birth times (Gyr) with their errors, where the file has them
+        ages = np.column_stack(
+            [d[k] if k in d.files else np.full(len(obs), np.nan) for k in ("obs_time", "obs_time_err")]
+        )
     keep = np.isfinite(obs).all(1)
-    return {"obs": obs[keep], "true": true[keep], "birth_time": birth[keep], "source": str(path)}
+    return {
+        "obs": obs[keep],
+        "true": true[keep],
+        "birth_time": birth[keep],
+        "birth_time_obs": ages[keep],
+        "source": str(path),
+    }
 
 
 def _chabrier_power_law(alpha_imf: float):
@@ -251,7 +261,8 @@ def build_dataset(name: str, settings: dict) -> tuple[dict, np.ndarray, str]:
     if name == "tng":
         data = load_tng_mock(settings["tng_mock"])
         n = settings["n_stars"]
-        data["obs"], data["true"] = data["obs"][:n], data["true"][:n]
+        for key in ("obs", "true", "birth_time", "birth_time_obs"):
+            data[key] = data[key][:n]
         return data, np.array(TNG_TRUTH), f"IllustrisTNG galaxy from {data['source']} (its own 0.05 dex noise)"
     priors = Priors.from_config(settings["priors"])
     truth = np.asarray(settings["global_values"], float)

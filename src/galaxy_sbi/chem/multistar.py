@@ -49,13 +49,34 @@ METHODS = ("gaussian", "grid", "grid_stat")
 
 
 # ---- Gaussian (the study) ------------------------------------------------------------------------------
-def gaussian_fits(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Samples (S, N, >=2) -> means (N, 2) and covariances (N, 2, 2) of (alpha_IMF, log10_N_Ia)."""
+def gaussian_fits(samples: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Samples (S, N, >=2) -> means (N, 2) and covariances (N, 2, 2) of (alpha_IMF, log10_N_Ia); ``weights``
+    (S, N), summing to one per star, weight the samples (:func:`age_weights`)."""
     s = np.asarray(samples)[..., :N_GLOBAL]
-    mean = s.mean(0)
-    d = s - mean
-    cov = np.einsum("sni,snj->nij", d, d) / (len(s) - 1)
+    if weights is None:
+        mean = s.mean(0)
+        d = s - mean
+        cov = np.einsum("sni,snj->nij", d, d) / (len(s) - 1)
+    else:
+        w = np.asarray(weights)[..., None]
+        mean = (w * s).sum(0)
+        d = s - mean
+        cov = np.einsum("sn,sni,snj->nij", w[..., 0], d, d) / (1 - (w[..., 0] ** 2).sum(0))[:, None, None]
     return mean, cov + 1e-8 * np.eye(N_GLOBAL)  # a degenerate sample set stays invertible
+
+
+def age_weights(samples: np.ndarray, birth_time_obs: np.ndarray) -> np.ndarray:
+    """(S, N) importance weights that condition each star's posterior samples on an observed birth time.
+
+    ``birth_time_obs`` (N, 2): measured birth time and its Gaussian error (Gyr; NaN: no age). With the age
+    measured independently of the abundances, p(theta | x, t_obs) is p(theta | x) N(t_obs; t, err): the samples
+    of the abundance posterior reweighted by the age likelihood of their birth time."""
+    t = np.asarray(samples)[..., -1]  # birth time, the last parameter
+    obs = np.asarray(birth_time_obs, float)
+    logw = -0.5 * ((t - obs[:, 0]) / obs[:, 1]) ** 2
+    logw = np.where(np.isfinite(logw), logw, 0.0)  # no age: equal weights
+    w = np.exp(logw - logw.max(0))
+    return w / w.sum(0)
 
 
 def combine_gaussian(means, covs, prior_mean=None, prior_cov=None, prior_in_each: bool = False):
@@ -246,8 +267,12 @@ def infer_vs_nstars(
     sys_cov=None,
     n_coarse: int | None = None,
     joint_prior: str = "box",
+    birth_time_obs=None,
 ) -> dict:
     """Both combinations for the first n stars, n in ``star_counts``; wall times of the largest n.
+
+    ``birth_time_obs`` (N, 2): observed birth times and errors; the Gaussian product then conditions each star's
+    posterior on its age (:func:`age_weights`). The grid's global NPE has no age input and ignores them.
 
     ``joint_prior``: the prior the joint NPE was trained with (``population``: its single-star posteriors hold the
     population prior, which the Gaussian product divides out N - 1 times; ``box``: flat).
@@ -260,7 +285,8 @@ def infer_vs_nstars(
     n_max = max(star_counts)
     t0 = time.perf_counter()
     samples = sample(joint_posterior, obs[:n_max], n_samples, seed=seed)
-    means, covs = gaussian_fits(samples)
+    weights = None if birth_time_obs is None else age_weights(samples, np.asarray(birth_time_obs)[:n_max])
+    means, covs = gaussian_fits(samples, weights)
     t_sample = time.perf_counter() - t0
     rows = []
     timing = {}
@@ -321,6 +347,8 @@ def coverage_study(
 
     star_counts = [int(n) for n in star_counts]
     cred = {m: np.full((n_galaxies, len(star_counts)), np.nan) for m in METHODS}
+    means = {m: np.full((n_galaxies, len(star_counts), N_GLOBAL), np.nan) for m in METHODS}
+    sds = {m: np.full((n_galaxies, len(star_counts), N_GLOBAL), np.nan) for m in METHODS}
     truths = np.empty((n_galaxies, N_GLOBAL))
     for g in range(n_galaxies):
         truth = rng.normal(priors.mean[:N_GLOBAL], priors.sigma[:N_GLOBAL])
@@ -345,6 +373,7 @@ def coverage_study(
         for j, row in enumerate(res["rows"]):
             for m in METHODS:
                 cred[m][g, j] = row[f"{m}_credibility"]
+                means[m][g, j], sds[m][g, j] = row[f"{m}_mean"], row[f"{m}_sd"]
         if log:
             log.info(
                 "coverage galaxy %d/%d: truth %s, credibility gaussian %s grid %s grid_stat %s",
@@ -355,7 +384,34 @@ def coverage_study(
                 np.round(cred["grid"][g], 2),
                 np.round(cred["grid_stat"][g], 2),
             )
-    return {"truths": truths, "star_counts": np.array(star_counts), **{f"credibility_{k}": v for k, v in cred.items()}}
+    return {
+        "truths": truths,
+        "star_counts": np.array(star_counts),
+        **{f"credibility_{k}": v for k, v in cred.items()},
+        **{f"mean_{k}": v for k, v in means.items()},
+        **{f"sd_{k}": v for k, v in sds.items()},
+    }
+
+
+def pull_summary(truths, means, sds) -> dict:
+    """Per global parameter over mock galaxies: mean |estimate - truth| / sd and the marginal 68 % / 95 % coverage
+    of estimate +- z sd, with the binomial band (95 %) a calibrated method's coverage falls in."""
+    from scipy import stats
+
+    from ..inference.calibration import coverage_band
+
+    pull = np.abs(np.asarray(means) - truths) / np.asarray(sds)  # (G, 2)
+    out = {}
+    for i, name in enumerate(("alpha_IMF", "log10_N_Ia")):
+        row = {"mean_abs_pull": float(np.mean(pull[:, i])), "n_galaxies": int(len(pull))}
+        for level in (0.68, 0.95):
+            inside = float(np.mean(pull[:, i] <= stats.norm.ppf(0.5 + level / 2)))
+            lo, hi = coverage_band(len(pull), [level])
+            row[f"coverage_{int(level * 100)}"] = inside
+            row[f"band_{int(level * 100)}"] = [float(lo[0]), float(hi[0])]
+            row[f"within_band_{int(level * 100)}"] = bool(lo[0] <= inside <= hi[0])
+        out[name] = row
+    return out
 
 
 def systematics_study(
@@ -462,6 +518,8 @@ def coverage_summary(res: dict, levels) -> dict:
                 "coverage": empirical_coverage(cred[:, j], levels).tolist(),
                 "coverage_68": float(empirical_coverage(cred[:, j], [0.68])[0]),
                 "coverage_95": float(empirical_coverage(cred[:, j], [0.95])[0]),
+                # per parameter (the N_Ia target: mean |Delta| / sigma <= 1, marginal coverage in the band)
+                "parameters": pull_summary(res["truths"], res[f"mean_{method}"][:, j], res[f"sd_{method}"][:, j]),
             }
             for j, n in enumerate(res["star_counts"])
         }

@@ -111,6 +111,13 @@ def plot_chem_coverage(summary: dict, path: str | Path) -> Path:
             ("grid", "C3", "grid (calibrated)"),
         ):
             ax.plot(levels, summary["methods"][method][n]["coverage"], "o-", ms=3, color=colour, label=label)
+        lines = ["log10 N_Ia: mean |Δ|/σ, 68 % / 95 % cov."]
+        for method, label in (("gaussian", "Gaussian"), ("grid", "grid")):
+            p = summary["methods"][method][n].get("parameters", {}).get("log10_N_Ia")
+            if p:
+                lines.append(f"{label}: {p['mean_abs_pull']:.2f}, {p['coverage_68']:.2f} / {p['coverage_95']:.2f}")
+        if len(lines) > 1:
+            ax.text(0.98, 0.03, "\n".join(lines), transform=ax.transAxes, ha="right", va="bottom", fontsize=7)
         ax.set(
             xlabel="credibility level (HPD, 2-D)",
             ylabel="empirical coverage",
