@@ -62,7 +62,10 @@ def main():
     cfg = yaml.safe_load(args.config.read_text())["chem"]
     priors = Priors.from_config(cfg["priors"])
     combination = multistar.load_combination(
-        args.results / "npe_joint.pt", args.results / "npe_global.pt", args.results / "systematics.json", cfg["multistar"]
+        args.results / "npe_joint.pt",
+        args.results / "npe_global.pt",
+        args.results / "systematics.json",
+        cfg["multistar"],
     )
     tng = load_tng_mock(PACKAGED)
     truth = np.array(TNG_TRUTH)
@@ -91,7 +94,12 @@ def main():
             }
     result["mock_galaxies"] = {"n_galaxies": args.galaxies, "summary": summary, "per_galaxy": mocks}
     result["parameters"] = ["alpha_IMF", "log10_N_Ia"]
-    result["machine"] = {"cpu": cpu_model(), "threads": args.threads, "load": os.getloadavg(), "python": platform.python_version()}
+    result["machine"] = {
+        "cpu": cpu_model(),
+        "threads": args.threads,
+        "load": os.getloadavg(),
+        "python": platform.python_version(),
+    }
     result["results_dir"] = str(args.results)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({"tng_galaxy": result["tng_galaxy"], "summary": summary}, indent=1))
