@@ -43,6 +43,7 @@ include: "workflow/rules/encoder.smk"
 include: "workflow/rules/latents.smk"
 include: "workflow/rules/chem.smk"
 include: "workflow/rules/posterior.smk"
+include: "workflow/rules/baselines.smk"
 
 
 rule all:
@@ -53,3 +54,4 @@ rule all:
         rules.latents.input,
         rules.chem.input,
         rules.posterior.input,
+        rules.baselines.input,

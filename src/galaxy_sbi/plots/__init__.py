@@ -3,6 +3,7 @@
 Plotting functions take computed numbers (metrics, coverage, ranks); the one SBC and the one TARP plot
 (:mod:`.calibration`) serve both graphs."""
 
+from .baselines import plot_example_posteriors, plot_time_vs_error
 from .calibration import plot_sbc, plot_tarp
 from .chem import (
     plot_chem_coverage,
@@ -34,6 +35,8 @@ __all__ = [
     "label_title",
     "mark_features",
     "plot_accuracy_vs_snr",
+    "plot_example_posteriors",
+    "plot_time_vs_error",
     "plot_chem_coverage",
     "plot_chem_emulator_ape",
     "plot_chem_emulator_loss",

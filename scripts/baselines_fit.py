@@ -1,0 +1,34 @@
+"""Rule baselines_fit: ANPE, emcee (parametric family) and pPXF on the same picked test spectra of one family."""
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from galaxy_sbi.spectra import baselines
+from galaxy_sbi.spectra.datasets import load_family
+from galaxy_sbi.spectra.encoder import load_encoder
+from galaxy_sbi.spectra.posterior import SpectraPosterior
+from galaxy_sbi.spectra.ppxf_baseline import write_sps_templates
+from galaxy_sbi.workflow import run_script
+
+
+def main(smk):
+    p = smk.params
+    data = load_family(list(smk.input.cubes))
+    rows = baselines.pick_spectra(data, p.baselines["sizes"][smk.wildcards.size], p.baselines["seed"])
+    post = SpectraPosterior.load(smk.input.posterior)
+    encoder_seconds = json.loads(Path(smk.input.encoder_metrics).read_text()).get("training_time_s", np.nan)
+    training = encoder_seconds + post.summary.get("training_time_s", np.nan)
+    with xr.open_dataset(smk.input.grid) as grid, tempfile.TemporaryDirectory() as tmp:
+        grid = grid.load()
+        sps = write_sps_templates(grid.isel(age=slice(None, None, p.baselines["ppxf"]["age_step"])), f"{tmp}/sps.npz")
+        out = baselines.fit_family(
+            data, rows, load_encoder(smk.input.encoder), post, grid, p.baselines, p.sfh_parametric, sps, training
+        )
+    np.savez(smk.output.fits, **out)
+
+
+run_script(main, snakemake)  # noqa: F821

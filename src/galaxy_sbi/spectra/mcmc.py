@@ -1,0 +1,142 @@
+"""The MCMC baseline of the spectra graph: emcee on the project's own forward model of a linear-exponential SFH.
+
+The model is the one that made the training spectra (``synth.native_weights`` + ``synth.forward``), taken off the
+lattice: (t0, tau) continuous through the closed-form cumulative mass (``sfh.linexp_cumulative``) and [M/H]
+continuous between the SSP grid's metallicities (linear in [M/H], as ``ssp.interpolate_library`` builds the
+grid), the spectrum divided by its median as in the cubes. One call is a (n_time x n_age) fold of the mass
+weights and two (n_age x n_wavelength) products; the interpolation matrix is built once.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .sfh import linexp_cumulative, linexp_percentiles
+from .synth import bin_ages, interpolation_matrix, median_rows
+
+#: the parameters emcee samples
+PARAMETERS = ("t0", "log10_tau", "metallicity")
+
+
+class LinexpSpectrumModel:
+    """Median-normalised spectrum of a linear-exponential SFH at any (t0, log10 tau, [M/H]).
+
+    ``ssp_flux`` (n_metallicity, n_age, n_wavelength) per unit mass formed on ``metallicities`` x ``ages``
+    (``results/ssp/ssp_grid.nc``); ``time_gyr`` the SFH time grid, observed at ``t_obs``.
+    """
+
+    def __init__(self, ssp_flux, metallicities, ages, time_gyr, t_obs: float, t_start: float = 0.0):
+        self.ssp = np.asarray(ssp_flux, float)
+        self.metallicities = np.asarray(metallicities, float)
+        self.time = np.asarray(time_gyr, float)
+        self.t_obs, self.t_start = float(t_obs), float(t_start)
+        self.fold = interpolation_matrix(bin_ages(self.time, self.t_obs), np.asarray(ages, float))[0]
+        self.n_calls = 0
+
+    @classmethod
+    def from_grid(cls, grid, sfh_time_gyr: dict):
+        """From the xarray SSP grid and the config's ``sfh.parametric.time_gyr`` {start, stop, step}."""
+        from .sfh import linear_grid
+
+        flux = grid["flux"].transpose("metallicity", "age", "wavelength")
+        t = linear_grid(**sfh_time_gyr)
+        return cls(flux.values, grid["metallicity"].values, grid["age"].values, t, t[-1], t[0])
+
+    def weights(self, t0: float, tau: float) -> np.ndarray:
+        """Mass weights on the native SSP ages (sum one)."""
+        cum = linexp_cumulative(self.time, np.array([t0]), np.array([tau]))[0]
+        dm = np.diff(cum)
+        total = cum[-1] - cum[0]
+        return (dm / total) @ self.fold if total > 0 else np.full(self.fold.shape[1], np.nan)
+
+    def __call__(self, theta) -> np.ndarray:
+        t0, log10_tau, mh = (float(v) for v in theta)
+        self.n_calls += 1
+        w = self.weights(t0, 10.0**log10_tau)
+        z = self.metallicities
+        k = int(np.clip(np.searchsorted(z, mh, side="right") - 1, 0, len(z) - 2))
+        f = (mh - z[k]) / (z[k + 1] - z[k])
+        spec = (1.0 - f) * (w @ self.ssp[k]) + f * (w @ self.ssp[k + 1])
+        return spec / median_rows(spec)
+
+    def labels(self, t0, log10_tau, mh, percentiles) -> np.ndarray:
+        """(n, n_percentiles + 1): the percentile times and [M/H] of parameter samples."""
+        t = linexp_percentiles(t0, 10.0 ** np.asarray(log10_tau), self.t_start, self.t_obs, percentiles)
+        return np.column_stack([t, np.asarray(mh, float)])
+
+
+def log_probability(theta, model: LinexpSpectrumModel, flux, sigma, low, high) -> float:
+    """Gaussian likelihood at the spectrum's noise, uniform prior on the box [low, high]."""
+    theta = np.asarray(theta)
+    if np.any(theta < low) or np.any(theta > high):
+        return -np.inf
+    r = (flux - model(theta)) / sigma
+    return -0.5 * float(r @ r)
+
+
+def _start(model, flux, sigma, low, high, rng, n_starts: int):
+    """The best of a few Nelder-Mead runs from prior draws: where the walkers start (a small ball around it)."""
+    from scipy.optimize import minimize
+
+    best = None
+    for x0 in rng.uniform(low, high, (n_starts, len(low))):
+        res = minimize(
+            lambda th: -log_probability(th, model, flux, sigma, low, high) if np.all(np.isfinite(th)) else np.inf,
+            x0,
+            method="Nelder-Mead",
+            options={"xatol": 1e-4, "fatol": 1e-3, "maxfev": 600},
+        )
+        if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
+            best = res
+    return best.x
+
+
+def fit_emcee(
+    flux,
+    sigma,
+    model: LinexpSpectrumModel,
+    low,
+    high,
+    *,
+    seed: int,
+    n_walkers: int = 24,
+    chunk: int = 500,
+    max_steps: int = 20000,
+    min_tau_multiples: float = 50.0,
+    n_starts: int = 4,
+) -> dict:
+    """emcee run to convergence by its integrated autocorrelation time: steps >= ``min_tau_multiples`` x the
+    largest tau (``get_autocorr_time(tol=0)``, re-estimated every ``chunk`` steps), burn-in of 5 tau discarded,
+    thinned by tau / 2. Returns the flat samples, tau, steps, wall time, likelihood calls and convergence."""
+    import emcee
+
+    low, high = np.asarray(low, float), np.asarray(high, float)
+    rng = np.random.default_rng(seed)
+    start = time.perf_counter()
+    calls0 = model.n_calls
+    centre = _start(model, flux, sigma, low, high, rng, n_starts)
+    width = 1e-3 * (high - low)
+    p0 = np.clip(centre + width * rng.standard_normal((n_walkers, len(low))), low, high)
+    sampler = emcee.EnsembleSampler(n_walkers, len(low), log_probability, args=(model, flux, sigma, low, high))
+    sampler.random_state = np.random.RandomState(int(rng.integers(2**31))).get_state()  # emcee's public seed
+    state, tau, converged = p0, np.full(len(low), np.inf), False
+    while sampler.iteration < max_steps:
+        state = sampler.run_mcmc(state, chunk, progress=False)
+        tau = sampler.get_autocorr_time(tol=0)
+        if np.all(np.isfinite(tau)) and sampler.iteration >= min_tau_multiples * tau.max():
+            converged = True
+            break
+    t_max = float(np.nanmax(tau)) if np.any(np.isfinite(tau)) else float(sampler.iteration) / 10
+    samples = sampler.get_chain(discard=int(5 * t_max), thin=max(1, int(t_max / 2)), flat=True)
+    return {
+        "samples": samples,
+        "tau": tau,
+        "steps": int(sampler.iteration),
+        "n_walkers": n_walkers,
+        "converged": converged,
+        "acceptance": float(np.mean(sampler.acceptance_fraction)),
+        "seconds": time.perf_counter() - start,
+        "calls": model.n_calls - calls0,
+    }

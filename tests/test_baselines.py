@@ -1,0 +1,136 @@
+"""The spectra graph's baselines: the continuous forward model emcee samples, emcee's posterior, pPXF's template
+export and the mass-weight percentiles, the comparison table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from galaxy_sbi.spectra import baselines
+from galaxy_sbi.spectra.mcmc import LinexpSpectrumModel, fit_emcee
+from galaxy_sbi.spectra.ppxf_baseline import fit_ppxf, percentiles_from_mass_weights, write_sps_templates
+from galaxy_sbi.spectra.sfh import linear_grid, linexp_cumulative
+from galaxy_sbi.spectra.synth import forward, native_weights
+
+WAVE = np.arange(3540.5, 7409.7, 0.9)
+AGES = np.array([0.03, 0.1, 0.3, 1.0, 2.0, 4.0, 7.0, 10.0, 14.0])
+METALS = np.array([-1.0, -0.5, 0.0])
+TIME = {"start": 0.0, "stop": 14.0, "step": 0.01}
+
+
+@pytest.fixture(scope="module")
+def grid():
+    """A toy SSP grid: a blue-to-red continuum whose slope grows with age, absorption lines whose depths grow with
+    age and [M/H] (each template differs from every other)."""
+    x = (WAVE - WAVE.mean()) / np.ptp(WAVE)
+    lines = [3934, 3969, 4102, 4304, 4861, 5175, 5270, 5890, 6563]
+    flux = np.empty((len(METALS), len(AGES), len(WAVE)))
+    for i, z in enumerate(METALS):
+        for j, a in enumerate(AGES):
+            la = np.log10(a)
+            cont = np.exp(-0.8 * (la + 1.5) * x) / (1 + 0.3 * la)
+            # not linear in [M/H] (else a template would be the mean of its neighbours)
+            depth = [0.15 + 0.08 * la + 0.1 * (10**z - 0.5) * (k % 3 - 1) + 0.05 * z**2 for k in range(len(lines))]
+            absorb = sum(d * np.exp(-0.5 * ((WAVE - c) / 4.0) ** 2) for d, c in zip(depth, lines))
+            flux[i, j] = cont * (1 - absorb) * (1 + 0.3 * (j % 2) * np.sin(WAVE / 300))
+    return xr.Dataset(
+        {"flux": (("metallicity", "age", "wavelength"), flux)},
+        coords={"metallicity": METALS, "age": AGES, "wavelength": WAVE},
+    )
+
+
+def test_the_continuous_model_is_the_training_forward_model(grid):
+    """On a grid metallicity it is synth.forward of the SFH cubes' weights; between two it mixes them linearly."""
+    model = LinexpSpectrumModel.from_grid(grid, TIME)
+    t = linear_grid(**TIME)
+    t0, tau = 2.3, 1.4
+    W = native_weights(t, linexp_cumulative(t, np.array([t0]), np.array([tau])), AGES, t[-1])[0]
+    for k, z in enumerate(METALS):
+        expect, _ = forward(W, grid["flux"].values[k])
+        np.testing.assert_allclose(model([t0, np.log10(tau), z]), expect[0], rtol=2e-6)
+    mixed_ssps = 0.75 * grid["flux"].values[0] + 0.25 * grid["flux"].values[1]  # [M/H] -0.875
+    np.testing.assert_allclose(model([t0, np.log10(tau), -0.875]), forward(W, mixed_ssps)[0][0], rtol=2e-6)
+
+
+def test_emcee_posterior_of_a_high_snr_spectrum_covers_its_truth(grid):
+    model = LinexpSpectrumModel.from_grid(grid, TIME)
+    truth = np.array([2.3, np.log10(1.4), -0.62])
+    snr = 100.0
+    obs = model(truth) + np.random.default_rng(3).normal(0, 1 / snr, len(WAVE))
+    fit = fit_emcee(
+        obs, 1 / snr, model, [0, -0.5, -1.0], [5, 0.7, 0.0], seed=2, n_walkers=16, chunk=250, max_steps=6000
+    )
+    assert fit["converged"] and fit["steps"] >= 50 * np.max(fit["tau"])
+    labels = model.labels(*fit["samples"].T, percentiles=[10, 50, 90])
+    true_labels = model.labels([truth[0]], [truth[1]], [truth[2]], [10, 50, 90])[0]
+    lo, hi = np.percentile(labels, [0.5, 99.5], axis=0)
+    assert np.all((lo <= true_labels) & (true_labels <= hi)), (lo, true_labels, hi)
+    assert fit["calls"] > fit["steps"] * 16 * 0.99
+
+
+def test_a_template_fitted_with_its_own_templates_gets_all_the_weight(grid, tmp_path):
+    from ppxf import ppxf_util, sps_util
+    from ppxf.ppxf import ppxf
+
+    path = write_sps_templates(grid, tmp_path / "sps.npz")
+    with np.load(path) as d:
+        assert d["templates"].shape == (len(WAVE), len(AGES), len(METALS)) and d["fwhm"][0] == 2.51
+    spec = grid["flux"].values[1, 5]  # [M/H] -0.5, 4 Gyr
+    gal, ln_lam, velscale = ppxf_util.log_rebin(WAVE, spec / np.median(spec))
+    sps = sps_util.sps_lib(str(path), velscale, norm_range=None)
+    cut = slice(40, len(gal) - 40)
+    pp = ppxf(
+        sps.templates.reshape(sps.templates.shape[0], -1),
+        gal[cut],
+        np.full(len(gal[cut]), 0.01),
+        velscale,
+        start=[0, 10],
+        degree=-1,
+        lam=np.exp(ln_lam[cut]),
+        lam_temp=sps.lam_temp,
+        bounds=[[-500, 500], [1, 1000]],
+        quiet=True,
+    )
+    w = pp.weights.reshape(len(AGES), len(METALS))
+    assert np.unravel_index(w.argmax(), w.shape) == (5, 1) and w.max() / w.sum() > 0.99
+
+
+def test_mass_weights_become_percentile_times():
+    ages = np.array([1.0, 2.0, 3.0, 4.0])
+    w = np.zeros((4, 2))
+    w[2, 0] = 1.0  # all mass at age 3 Gyr: formed in its bin [2.5, 3.5] Gyr ago
+    t = percentiles_from_mass_weights(w, ages, t_obs=10.0, t_start=0.0, percentiles=[10, 50, 90])
+    np.testing.assert_allclose(t, [6.6, 7.0, 7.4])
+    flat = percentiles_from_mass_weights(np.ones((4, 1)), ages, 10.0, 0.0, [50])
+    assert flat[0] == pytest.approx(10.0 - 2.5)  # bins [0.5, 4.5] Gyr ago: the median is 2.5 Gyr ago
+
+
+def test_ppxf_recipe_recovers_a_clean_population(grid, tmp_path):
+    """The regularised fit of a noiseless one-population spectrum puts t50 and [M/H] near the truth."""
+    path = write_sps_templates(grid, tmp_path / "sps.npz")
+    spec = grid["flux"].values[2, 6]
+    fit = fit_ppxf(WAVE, spec / np.median(spec) + 1e-4 * np.random.default_rng(0).standard_normal(len(WAVE)), 1e-4,
+                   path, t_obs=14.0, t_start=0.0, percentiles=[50], n_bootstrap=2, seed=1)  # fmt: skip
+    assert abs(fit["labels"][0] - (14.0 - 7.0)) < 1.5 and abs(fit["labels"][1] - 0.0) < 0.15
+    assert fit["n_fits"] >= 5 and np.all(np.isfinite(fit["bootstrap_sd"]))
+
+
+def test_table_rows_and_speedups():
+    truth = np.zeros((4, len(baselines.LABELS)))
+    results = []
+    for method, sec, err in (("anpe", 0.01, 0.1), ("emcee", 100.0, 0.05), ("ppxf", 10.0, 0.3)):
+        rows = [
+            {"estimate": truth[i] + err, "low": truth[i] - 1, "high": truth[i] + 1, "seconds": sec} for i in range(4)
+        ]
+        results.append({"family": "parametric", "snr": 20.0, "method": method, "rows": rows, "truth": truth})
+    table = baselines.table_rows(results)
+    assert [r["method"] for r in table] == ["anpe", "emcee", "ppxf"]
+    assert table[0]["abs_error_t50"] == pytest.approx(0.1) and table[0]["coverage_68"] == 1.0
+    assert np.isnan(table[2]["coverage_68"])  # pPXF's bootstrap band is not a posterior
+    speed = {s["method"]: s for s in baselines.ratios(table, anpe_training_seconds=1000.0)}
+    assert speed["emcee"]["speedup_per_spectrum"] == pytest.approx(1e4)
+    assert speed["ppxf"]["break_even_spectra"] == pytest.approx(1000.0 / 9.99)
+    assert speed["ppxf"]["t50_error_ratio_method_to_anpe"] == pytest.approx(3.0)
+    md = baselines.markdown(table, list(speed.values()), "test machine", {"parametric": 1000.0})
+    assert "| parametric | 20 | emcee | 4 |" in md and "1e+04×" in md
