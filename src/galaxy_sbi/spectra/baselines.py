@@ -77,6 +77,7 @@ def run_emcee(flux, sigma, model, settings: dict, low, high, seed: int) -> list[
             chunk=settings["chunk"],
             max_steps=settings["max_steps"],
             min_tau_multiples=settings["min_tau_multiples"],
+            moves=settings["moves"],
         )
         s = model.labels(*fit["samples"].T, percentiles=range(10, 100, 10))
         log.info(
