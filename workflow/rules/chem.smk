@@ -291,12 +291,22 @@ rule chem_coverage:
 
 
 rule chem_timing:
-    """emcee on the emulator for a few stars of data set 1 (timing baseline)."""
+    """emcee on the emulator to convergence for 1 ... 30 stars of data set 1, against the NPE on the same stars."""
     input:
         emulator=rules.chem_emulator.output.model,
         data="results/chem/datasets/simulator.npz",
+        joint="results/chem/npe_joint.pt",
+        glob="results/chem/npe_global.pt",
+        systematics="results/chem/systematics.json",
     output:
-        timing="results/chem/timing_emcee.json",
+        json="results/chem/timing.json",
+        csv="results/chem/timing.csv",
+        md="results/chem/timing.md",
+        png=report(
+            "results/chem/timing.png",
+            caption="../report/chem_timing.rst",
+            category="6. Chemistry",
+        ),
     log:
         "logs/chem_timing.log",
     benchmark:
@@ -307,11 +317,12 @@ rule chem_timing:
     threads: 1
     resources:
         mem_mb=4000,
-        runtime=60,
+        runtime=240,
     params:
         seed=config["seed"],
         priors=CHEM["priors"],
         timing=CHEM["timing"],
+        multistar=CHEM["multistar"],
         noise_dex=CHEM["npe"]["noise_dex"],
     script:
         "../../scripts/chem_timing.py"

@@ -161,7 +161,7 @@ def report_metrics(emu: dict, npe: dict, syst: dict, results: list[dict], per_se
             for k in ("sys_sd", "sys_cov", "mean_offset", "rms_offset", "mean_stat_sd", "n_galaxies", "n_stars")
         },
         "timing": {"npe_1000_stars": sim_timing},
-        "studies": "coverage over mock galaxies (coverage_metrics.json) and the emcee timing (timing_emcee.json): "
+        "studies": "coverage over mock galaxies (coverage_metrics.json) and the emcee timing (timing.md): "
         "`snakemake chem_studies`",
         "targets_from_the_seed": STUDY_TARGETS,
         "reached": {

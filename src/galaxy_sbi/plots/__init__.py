@@ -9,6 +9,7 @@ from .chem import (
     plot_chem_coverage,
     plot_chem_emulator_ape,
     plot_chem_emulator_loss,
+    plot_chem_timing,
     plot_chem_vs_nstars,
     plot_vice_against_simulator,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "plot_chem_coverage",
     "plot_chem_emulator_ape",
     "plot_chem_emulator_loss",
+    "plot_chem_timing",
     "plot_chem_vs_nstars",
     "plot_label_distributions",
     "plot_latent_correlation",

@@ -150,3 +150,24 @@ def plot_vice_against_simulator(comparison: dict, labels, path: str | Path, pres
         f"({comparison['n_stars']} stars)"
     )
     return save(fig, path)
+
+
+def plot_chem_timing(result: dict, path: str | Path) -> Path:
+    """Wall time against the number of stars: emcee to convergence (measured, fitted, extrapolated) and the NPE."""
+    use_style()
+    rows, fit = result["rows"], result["emcee_scaling"]
+    n = np.array([r["n_stars"] for r in rows], float)
+    fig, ax = plt.subplots(figsize=(6.0, 4.4), layout="constrained")
+    ax.plot(n, [r["wall_s"] for r in rows], "o", color="C0", label="emcee on the emulator (converged)")
+    grid = np.geomspace(1, 1000, 50)
+    model = fit["prefactor_s"] * grid ** fit["exponent"]
+    inside = grid <= n.max()
+    ax.plot(grid[inside], model[inside], "-", color="C0", lw=1, label=f"fit ∝ N^{fit['exponent']:.2f}")
+    ax.plot(grid[~inside], model[~inside], "--", color="C0", lw=1, label="extrapolated (not run)")
+    ax.plot(n, [r["npe_gaussian_s"] for r in rows], "s-", color="C1", ms=4, label="NPE, Gaussian product")
+    ax.plot(n, [r["npe_grid_s"] for r in rows], "^-", color="C3", ms=4, label="NPE, calibrated grid")
+    hmc = result["study_hmc"]
+    ax.plot(hmc["n_stars"], hmc["seconds"], "*", color="k", ms=10, label="the study's HMC (~42 h, 200 stars)")
+    ax.set(xscale="log", yscale="log", xlabel="stars", ylabel="wall time (s, one core)")
+    ax.legend(fontsize=7)
+    return save(fig, path)
