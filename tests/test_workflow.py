@@ -261,11 +261,16 @@ def test_tiny_run_builds_the_chem_graph(repo_root, tiny_workdir, tmp_path):
     assert {"emulator", "npe", "multistar", "timing"} <= set(metrics)
     expected = {"simulator", "simulator_alt", "tng", "vice"}  # the TNG galaxy ships with galaxy-sbi
     assert set(metrics["multistar"]) == expected
-    assert json.loads((out / "timing_emcee.json").read_text())["wall_s"] > 0
+    timing = json.loads((out / "timing.json").read_text())  # emcee against the NPE on the same stars
+    assert [r["n_stars"] for r in timing["rows"]] == [1, 2] and all(r["wall_s"] > 0 for r in timing["rows"])
+    assert not timing["rows"][0]["converged"] and "exponent" in timing["emcee_scaling"]  # the tiny cap: 40 steps
+    assert (out / "timing.png").stat().st_size > 10_000 and "| 2 |" in (out / "timing.md").read_text()
     vice = json.loads((out / "vice_vs_simulator.json").read_text())  # the other code against ours, same parameters
     assert vice["n_stars"] >= 1 and len(vice["median_difference_dex"]) == 8
     coverage = json.loads((out / "coverage_metrics.json").read_text())
     assert set(coverage["methods"]) >= {"gaussian", "grid"}
+    per_parameter = coverage["methods"]["grid"]["5"]["parameters"]["log10_N_Ia"]  # the N_Ia target's numbers
+    assert {"mean_abs_pull", "coverage_68", "band_95", "within_band_95"} <= set(per_parameter)
     with xr.open_dataset(out / "simulations.nc") as sims:
         assert sims.abundance.shape[1] == 8 and "[H/Fe]" not in sims.observable.values
         assert (sims.split.values == "train").sum() == 600
@@ -388,7 +393,9 @@ RERUN_CASES = [
     ("chem.multistar", "chem: {multistar: {vice: {n_stars: 8}}}", ["results/chem/datasets/vice.npz"]),
     ("chem.systematics", "chem: {systematics: {n_stars: 12}}", ["chem_systematics"]),
     ("chem.coverage", "chem: {coverage: {star_counts: [4]}}", ["chem_coverage"]),
-    ("chem.timing", "chem: {timing: {emcee: {n_steps: 22}}}", ["chem_timing"]),
+    ("chem.timing", "chem: {timing: {emcee: {max_steps: 22}}}", ["chem_timing"]),
+    ("baselines", "baselines: {ppxf: {n_bootstrap: 3}}", ["baselines_fit"]),
+    ("baselines", "baselines: {sizes: {full: 3}}", []),  # the full comparison is not part of the default run
 ]
 
 
@@ -511,3 +518,19 @@ def test_the_report_holds_every_plot_and_the_headline_numbers(repo_root, tiny_wo
     t50 = json.loads((tiny_workdir / "results/evaluation/parametric/metrics.json").read_text())["labels"]["t50"]["r2"]
     assert "parametric R\\u00b2" in html and f"{t50:.3f}" in html
     assert "training yields" in html and "problematic" not in html
+
+
+@pytest.mark.slow
+def test_tiny_run_compares_anpe_with_emcee_and_ppxf(tiny_workdir):
+    """The quick baselines of the default run: the same test spectra through ANPE, emcee and pPXF."""
+    out = tiny_workdir / "results/baselines/quick"
+    rows = list(__import__("csv").DictReader((out / "table.csv").open()))
+    methods = {(r["family"], r["method"]) for r in rows}
+    assert methods == {("parametric", m) for m in ("anpe", "emcee", "ppxf")} | {
+        ("nonparametric", m) for m in ("anpe", "ppxf")
+    }  # emcee's model is the linear-exponential law: parametric only
+    assert all(float(r["seconds_median"]) > 0 for r in rows)
+    summary = json.loads((out / "summary.json").read_text())
+    assert {s["method"] for s in summary["speedups"]} == {"emcee", "ppxf"}
+    for png in ("time_vs_error.png", "example_posteriors.png"):
+        assert (out / png).stat().st_size > 10_000

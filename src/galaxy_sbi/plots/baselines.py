@@ -27,10 +27,13 @@ def plot_time_vs_error(results: list[dict], path: str | Path, label: str = "t50"
             ax.scatter(r["seconds"], err, color=colour, marker=markers[r["snr"]], s=28, alpha=0.8,
                        label=f"{name}, S/N {r['snr']:g}")  # fmt: skip
         ax.set(
-            xscale="log", xlabel="wall time per spectrum (s, one core)", ylabel=f"|error| of {label_title(label)} (Gyr)"
+            xscale="log",
+            yscale="log",
+            xlabel="wall time per spectrum (s, one core)",
+            ylabel=f"|error| of {label_title(label)} (Gyr)",
         )
         ax.set_title(f"{family} family", fontsize=10)
-        ax.legend(fontsize=7, loc="upper left")
+        ax.legend(fontsize=7, loc="best")
     return save(fig, path)
 
 
