@@ -77,31 +77,35 @@ def emcee_converged(
         n_walkers, dim, hierarchical_log_posterior(emulator, obs, priors, noise_dex), vectorize=True
     )
     sampler.random_state = np.random.RandomState(int(rng.integers(2**31))).get_state()  # emcee's public seed
+    # the chain is kept every `thin`-th step (30 stars x 50,000 steps would be 12 GB): tau and the rule are in
+    # kept steps, the same rule in steps
+    thin = max(1, dim // 10)
     t0 = time.perf_counter()
     state, tau, converged = p0, np.full(dim, np.inf), False
-    while sampler.iteration < max_steps:
-        state = sampler.run_mcmc(state, chunk, progress=False)
+    while sampler.iteration * thin < max_steps:
+        state = sampler.run_mcmc(state, max(1, chunk // thin), thin_by=thin, progress=False)
         tau = sampler.get_autocorr_time(tol=0)
         if np.all(np.isfinite(tau)) and sampler.iteration >= min_tau_multiples * tau.max():
             converged = True
             break
     wall = time.perf_counter() - t0
+    tau = tau * thin  # in steps
     t_max = float(np.nanmax(tau))
-    chain = sampler.get_chain(discard=min(int(5 * t_max), sampler.iteration // 2), flat=True)[:, :N_GLOBAL]
+    chain = sampler.get_chain(discard=min(int(5 * t_max / thin), sampler.iteration // 2), flat=True)[:, :N_GLOBAL]
     log.info(
         "emcee: %d stars, %d dims, %d walkers, %d steps, tau max %.0f (globals %s), %.1f s, converged %s",
-        n, dim, n_walkers, sampler.iteration, t_max, np.round(tau[:N_GLOBAL]), wall, converged,
+        n, dim, n_walkers, sampler.iteration * thin, t_max, np.round(tau[:N_GLOBAL]), wall, converged,
     )  # fmt: skip
     return {
         "n_stars": n,
         "dim": dim,
         "n_walkers": n_walkers,
-        "steps": int(sampler.iteration),
+        "steps": int(sampler.iteration * thin),
         "converged": converged,
         "tau_max": t_max,
         "tau_globals": tau[:N_GLOBAL].tolist(),
         "wall_s": wall,
-        "seconds_per_walker_step": wall / (n_walkers * sampler.iteration),
+        "seconds_per_walker_step": wall / (n_walkers * sampler.iteration * thin),
         "acceptance_fraction": float(np.mean(sampler.acceptance_fraction)),
         "estimate_mean": chain.mean(0).tolist(),
         "estimate_sd": chain.std(0).tolist(),
