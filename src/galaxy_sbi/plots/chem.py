@@ -117,7 +117,8 @@ def plot_chem_coverage(summary: dict, path: str | Path) -> Path:
             if p:
                 lines.append(f"{label}: {p['mean_abs_pull']:.2f}, {p['coverage_68']:.2f} / {p['coverage_95']:.2f}")
         if len(lines) > 1:
-            ax.text(0.98, 0.03, "\n".join(lines), transform=ax.transAxes, ha="right", va="bottom", fontsize=7)
+            box = dict(facecolor="white", alpha=0.85, edgecolor="none")
+            ax.text(0.98, 0.03, "\n".join(lines), transform=ax.transAxes, ha="right", va="bottom", fontsize=7, bbox=box)
         ax.set(
             xlabel="credibility level (HPD, 2-D)",
             ylabel="empirical coverage",
