@@ -23,6 +23,7 @@ def main(smk):
     summary["anpe_batch_seconds_per_spectrum"] = {
         f"{r['family']}/{r['snr']:g}": float(r["batch_seconds_per_spectrum"]) for r in results if r["method"] == "anpe"
     }
+    summary["emcee_runs"] = {f"{r['snr']:g}": baselines.emcee_summary(r) for r in results if r["method"] == "emcee"}
     with open(smk.output.summary, "w") as f:
         json.dump(summary, f, indent=1)
     plot_time_vs_error(results, smk.output.time_vs_error)

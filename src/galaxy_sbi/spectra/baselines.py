@@ -135,6 +135,16 @@ def run_ppxf(wavelength, flux, sigma, sps_file, settings: dict, t_obs: float, t_
     return rows
 
 
+def emcee_summary(result: dict) -> dict:
+    """Steps, autocorrelation times, convergence and likelihood calls per second of one setting's emcee runs."""
+    return {
+        "steps_median": float(np.median(result["steps"])),
+        "tau_max_median": float(np.median(result["tau_max"])),
+        "converged_fraction": float(np.mean(result["converged"])),
+        "calls_per_second_median": float(np.median(result["calls_per_second"])),
+    }
+
+
 def table_rows(results: list[dict]) -> list[dict]:
     """One row per (family, S/N, method): seconds per spectrum (median, range), median |error| per label and, for
     the Bayesian methods, the fraction of labels x spectra inside the 68 % interval."""
