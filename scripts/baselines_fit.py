@@ -18,12 +18,12 @@ from galaxy_sbi.workflow import run_script
 def main(smk):
     p = smk.params
     data = load_family(list(smk.input.cubes))
-    rows = baselines.pick_spectra(data, p.baselines["sizes"][smk.wildcards.size], p.baselines["seed"])
     post = SpectraPosterior.load(smk.input.posterior)
     encoder_seconds = json.loads(Path(smk.input.encoder_metrics).read_text()).get("training_time_s", np.nan)
     training = encoder_seconds + post.summary.get("training_time_s", np.nan)
     with xr.open_dataset(smk.input.grid) as grid, tempfile.TemporaryDirectory() as tmp:
-        grid = grid.load()
+        grid, allowed = baselines.single_alpha(grid.load(), data)
+        rows = baselines.pick_spectra(data, p.baselines["sizes"][smk.wildcards.size], p.baselines["seed"], allowed)
         sps = write_sps_templates(grid.isel(age=slice(None, None, p.baselines["ppxf"]["age_step"])), f"{tmp}/sps.npz")
         out = baselines.fit_family(
             data, rows, load_encoder(smk.input.encoder), post, grid, p.baselines, p.sfh_parametric, sps, training

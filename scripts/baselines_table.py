@@ -12,7 +12,7 @@ from galaxy_sbi.workflow import run_script
 def main(smk):
     results, example, training = baselines.load_results(list(smk.input.fits))
     rows = baselines.table_rows(results)
-    speedups = baselines.ratios(rows, training.get("parametric"))
+    speedups = baselines.ratios(rows, training)
     with open(smk.output.csv, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()

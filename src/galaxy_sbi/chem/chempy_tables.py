@@ -88,7 +88,10 @@ def _table(metallicities, masses_per_z, fractions, remnant, unprocessed, mass_ra
     for k, m in enumerate(masses_per_z):
         b = np.searchsorted(edges(m), mid, side="right") - 1  # the bin of each sub-bin at this metallicity
         f = fractions[k]
-        net.append(np.stack([f.get(e, np.zeros(len(m)))[b] for e in ELEMENTS], axis=-1))
+        missing = [e for e in ELEMENTS if e not in f]
+        if missing:  # CHEMPY would fail on it too (it indexes every table by one element list)
+            raise ValueError(f"the table at Z = {metallicities[k]} has no {missing}")
+        net.append(np.stack([f[e][b] for e in ELEMENTS], axis=-1))
         untraced.append(sum(v for e, v in f.items() if e not in ELEMENTS)[b])
         rem.append(np.asarray(remnant[k])[b])
         unproc.append(np.asarray(unprocessed[k])[b])

@@ -73,8 +73,11 @@ def age_weights(samples: np.ndarray, birth_time_obs: np.ndarray) -> np.ndarray:
     of the abundance posterior reweighted by the age likelihood of their birth time."""
     t = np.asarray(samples)[..., -1]  # birth time, the last parameter
     obs = np.asarray(birth_time_obs, float)
-    logw = -0.5 * ((t - obs[:, 0]) / obs[:, 1]) ** 2
-    logw = np.where(np.isfinite(logw), logw, 0.0)  # no age: equal weights
+    no_age = ~np.isfinite(obs).all(1)
+    if np.any(obs[~no_age, 1] <= 0):
+        raise ValueError("birth_time_obs: every age error must be positive")
+    err = np.where(no_age, 1.0, obs[:, 1])
+    logw = np.where(no_age, 0.0, -0.5 * ((t - obs[:, 0]) / err) ** 2)  # no age: equal weights
     w = np.exp(logw - logw.max(0))
     return w / w.sum(0)
 

@@ -159,7 +159,11 @@ def plot_chem_timing(result: dict, path: str | Path) -> Path:
     rows, fit = result["rows"], result["emcee_scaling"]
     n = np.array([r["n_stars"] for r in rows], float)
     fig, ax = plt.subplots(figsize=(6.0, 4.4), layout="constrained")
-    ax.plot(n, [r["wall_s"] for r in rows], "o", color="C0", label="emcee on the emulator (converged)")
+    done = np.array([r["converged"] for r in rows])
+    wall = np.array([r["wall_s"] for r in rows])
+    ax.plot(n[done], wall[done], "o", color="C0", label="emcee on the emulator, converged")
+    if (~done).any():
+        ax.plot(n[~done], wall[~done], "o", mfc="none", color="C0", label="emcee stopped at the step cap (lower bound)")
     grid = np.geomspace(1, 1000, 50)
     model = fit["prefactor_s"] * grid ** fit["exponent"]
     inside = grid <= n.max()

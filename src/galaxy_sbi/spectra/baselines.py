@@ -21,9 +21,21 @@ log = logging.getLogger(__name__)
 LABELS = [f"t{p}" for p in range(10, 100, 10)] + ["metallicity"]
 
 
-def pick_spectra(data, n: int, seed: int) -> np.ndarray:
-    """``n`` test spectra of a family (rows of its FamilyData), drawn by seed without replacement."""
+def single_alpha(grid, data):
+    """The SSP grid at one [alpha/Fe] and the spectra of that [alpha/Fe] (emcee's model and pPXF's templates have
+    no alpha axis): the grid's first alpha. Without an alpha axis: the grid and every spectrum."""
+    if "alpha" not in grid.dims:
+        return grid, np.ones(len(data), bool)
+    alpha = float(grid["alpha"].values[0])
+    return grid.sel(alpha=alpha), np.isclose(np.asarray(data.alpha, float), alpha)
+
+
+def pick_spectra(data, n: int, seed: int, allowed=None) -> np.ndarray:
+    """``n`` test spectra of a family (rows of its FamilyData), drawn by seed without replacement (among the
+    ``allowed`` rows where given)."""
     rows = data.indices("test")
+    if allowed is not None:
+        rows = rows[np.asarray(allowed)[rows]]
     return np.sort(derived_rng(seed, "baselines", data.family).choice(rows, size=min(n, len(rows)), replace=False))
 
 
@@ -41,6 +53,7 @@ def _interval_row(samples: np.ndarray) -> dict:
 def run_anpe(flux, encoder, posterior, n_samples: int, seed: int) -> tuple[list[dict], dict]:
     """ANPE on every spectrum, timed one spectrum at a time (encode + sample) and as one batch."""
     rows, seconds = [], []
+    posterior.sample_labels(encoder.encode(flux[:1])[0], 10, seed=seed)  # untimed warm-up (torch, sbi)
     for i in range(len(flux)):
         t = time.perf_counter()
         x = encoder.encode(flux[i : i + 1])[0]
@@ -104,15 +117,16 @@ def run_emcee(flux, sigma, model, settings: dict, low, high, seed: int) -> list[
 
 
 def run_ppxf(wavelength, flux, sigma, sps_file, settings: dict, t_obs: float, t_start: float, seed: int):
-    from .ppxf_baseline import fit_ppxf
+    from .ppxf_baseline import fit_ppxf, load_templates
 
+    templates = load_templates(sps_file, wavelength)  # once: not part of a fit's time
     rows = []
     for i in range(len(flux)):
         fit = fit_ppxf(
             wavelength,
             flux[i],
             sigma,
-            sps_file,
+            templates,
             t_obs=t_obs,
             t_start=t_start,
             percentiles=range(10, 100, 10),
@@ -171,15 +185,16 @@ def table_rows(results: list[dict]) -> list[dict]:
     return out
 
 
-def ratios(rows: list[dict], anpe_training_seconds: float | None) -> list[dict]:
+def ratios(rows: list[dict], anpe_training_seconds: dict) -> list[dict]:
     """ANPE's speed-up per spectrum over each other method, and the break-even number of spectra once ANPE's
-    training is counted."""
+    training (``anpe_training_seconds``: {family: encoder + NPE seconds}) is counted."""
     out = []
     for r in rows:
         if r["method"] == "anpe":
             continue
         anpe = next(a for a in rows if a["method"] == "anpe" and a["family"] == r["family"] and a["snr"] == r["snr"])
         gain = r["seconds_median"] - anpe["seconds_median"]
+        training = anpe_training_seconds.get(r["family"])
         out.append(
             {
                 "family": r["family"],
@@ -187,7 +202,7 @@ def ratios(rows: list[dict], anpe_training_seconds: float | None) -> list[dict]:
                 "method": r["method"],
                 "speedup_per_spectrum": r["seconds_median"] / anpe["seconds_median"],
                 "t50_error_ratio_method_to_anpe": r["abs_error_t50"] / anpe["abs_error_t50"],
-                "break_even_spectra": (anpe_training_seconds / gain) if anpe_training_seconds and gain > 0 else None,
+                "break_even_spectra": (training / gain) if training and np.isfinite(training) and gain > 0 else None,
             }
         )
     return out

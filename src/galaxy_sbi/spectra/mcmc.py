@@ -108,8 +108,8 @@ def fit_emcee(
     n_starts: int = 4,
     moves: str = "de",
 ) -> dict:
-    """emcee run to convergence by its integrated autocorrelation time: steps >= ``min_tau_multiples`` x the
-    largest tau (``get_autocorr_time(tol=0)``, re-estimated every ``chunk`` steps), burn-in of 5 tau discarded,
+    """emcee run to convergence by its integrated autocorrelation time: ``min_tau_multiples`` x the largest tau
+    after a burn-in of 5 tau (``get_autocorr_time(tol=0)``, re-estimated every ``chunk`` steps; burn-in discarded),
     thinned by tau / 2. ``moves``: ``de`` (emcee's differential-evolution mixture, DEMove 0.8 + DESnookerMove
     0.2: on the t0 - tau degeneracy its tau is ~3.6x shorter than the default stretch move's, measured on the
     test model at S/N 20: 51 against 185 steps) or ``stretch``. Returns the flat samples, tau, steps, wall time,
@@ -132,11 +132,14 @@ def fit_emcee(
     while sampler.iteration < max_steps:
         state = sampler.run_mcmc(state, chunk, progress=False)
         tau = sampler.get_autocorr_time(tol=0)
-        if np.all(np.isfinite(tau)) and sampler.iteration >= min_tau_multiples * tau.max():
+        # >= min_tau_multiples tau after the burn-in of 5 tau
+        if np.all(np.isfinite(tau)) and sampler.iteration >= (min_tau_multiples + 5) * tau.max():
             converged = True
             break
     t_max = float(np.nanmax(tau)) if np.any(np.isfinite(tau)) else float(sampler.iteration) / 10
-    samples = sampler.get_chain(discard=int(5 * t_max), thin=max(1, int(t_max / 2)), flat=True)
+    # an unconverged short run can estimate tau > steps / 5: keep at least its second half
+    discard = min(int(5 * t_max), sampler.iteration // 2)
+    samples = sampler.get_chain(discard=discard, thin=max(1, int(t_max / 2)), flat=True)
     return {
         "samples": samples,
         "tau": tau,

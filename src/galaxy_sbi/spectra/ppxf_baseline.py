@@ -49,16 +49,28 @@ def percentiles_from_mass_weights(weights, ages, t_obs: float, t_start: float, p
     t_edges = t_obs - edges_age[::-1]  # ascending formation time: oldest bin first
     cum = np.concatenate([[0.0], np.cumsum(m[::-1])])
     cum /= cum[-1]
-    # a bin clipped to zero width holds no time: keep the cumulative monotone in t for the interpolation
-    keep = np.concatenate([[True], np.diff(t_edges) > 0])
+    # interpolate the time at which the cumulative reaches each fraction on the rising parts only (both ends of
+    # every bin that holds mass): a bin without mass would make the cumulative flat, a clipped bin is a jump
+    rising = np.diff(cum) > 0
+    keep = np.append(rising, False) | np.insert(rising, 0, False)
     return np.interp(np.asarray(percentiles, float) / 100.0, cum[keep], t_edges[keep])
+
+
+def load_templates(sps_file: str | Path, wavelength):
+    """pPXF's templates of an ``sps_lib`` file, log-rebinned at the velocity scale of spectra on ``wavelength``
+    (one set for every spectrum of that grid: not part of a fit's time)."""
+    from ppxf import ppxf_util as util
+    from ppxf import sps_util
+
+    velscale = util.log_rebin(np.asarray(wavelength, float), np.ones(len(wavelength)))[2]
+    return sps_util.sps_lib(str(sps_file), velscale, fwhm_gal=None, norm_range=None), velscale
 
 
 def fit_ppxf(
     wavelength,
     flux,
     sigma,
-    sps_file: str | Path,
+    templates,
     *,
     t_obs: float,
     t_start: float,
@@ -69,16 +81,19 @@ def fit_ppxf(
     n_regul_steps: int = 8,
     edge_pixels: int = 40,
 ) -> dict:
-    """pPXF's recipe on one median-normalised spectrum of constant noise ``sigma``. Returns the labels (t10 ...
-    t90, [M/H]), their bootstrap sd, the chosen regul, the number of fits and the wall time."""
+    """pPXF's recipe on one median-normalised spectrum of constant noise ``sigma``; ``templates``: the
+    (sps_lib, velscale) of :func:`load_templates`, or an ``sps_lib`` file. Returns the labels (t10 ... t90,
+    [M/H]), their bootstrap sd, the chosen regul, chi^2 of the regularised fit and its target, the number of
+    fits and the wall time (the fit alone)."""
     from ppxf import ppxf_util as util
-    from ppxf import sps_util
     from ppxf.ppxf import ppxf
 
+    sps, velscale_t = templates if isinstance(templates, tuple) else load_templates(templates, wavelength)
     start = time.perf_counter()
     wavelength = np.asarray(wavelength, float)
     galaxy, ln_lam, velscale = util.log_rebin(wavelength, np.asarray(flux, float))
-    sps = sps_util.sps_lib(str(sps_file), velscale, fwhm_gal=None, norm_range=None)
+    if not np.isclose(velscale, velscale_t):
+        raise ValueError(f"templates at velscale {velscale_t:.4g} km/s, the spectrum at {velscale:.4g}")
     n_age, n_met = sps.templates.shape[1:]
     templates = sps.templates.reshape(sps.templates.shape[0], -1)
     # the galaxy without its end pixels: the templates must cover it at every trial velocity
@@ -133,6 +148,8 @@ def fit_ppxf(
         "labels": estimate,
         "bootstrap_sd": np.std(boots, axis=0, ddof=1) if n_bootstrap > 1 else np.full(len(estimate), np.nan),
         "regul": float(regul),
+        "chi2": float(fit.chi2 * n_good),
+        "chi2_target": float(target),
         "sigma_kms": float(kin[1]),
         "n_fits": n_fits,
         "seconds": time.perf_counter() - start,
