@@ -30,6 +30,7 @@ STAGES = {
     "latents": "latents and their plots",
     "npe": "spectra NPEs",
     "evaluation": "evaluation and reconstruction",
+    "baselines": "baselines (ANPE, emcee, pPXF)",
     "chem": "chemistry graph",
 }
 # rule-name prefix -> stage (benchmarks are logs/benchmarks/{rule}/..., workflow/rules/common.smk: bench); first match
@@ -37,6 +38,7 @@ RULE_STAGES = (
     ("npe_train", "npe"),
     ("npe_", "evaluation"),
     ("reconstruction", "evaluation"),
+    ("baselines", "baselines"),
     ("ssp", "ssp"),
     ("sfh", "sfh"),
     ("spectra", "spectra"),
