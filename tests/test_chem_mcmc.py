@@ -49,3 +49,17 @@ def test_scaling_fit_recovers_a_power_law():
     capped = scaling_fit(n, np.append(2.0 * n[:3] ** 1.7, 5.0), converged=[True, True, True, False])
     assert capped["exponent"] == pytest.approx(1.7) and capped["fitted_star_counts"] == [1, 3, 10]
     assert scaling_fit(n, 2.0 * n**1.7, converged=[True, False, False, False])["lower_bound"]
+
+
+def test_a_capped_run_is_projected_to_the_rule():
+    from galaxy_sbi.chem.mcmc import scalings
+
+    rows = [
+        {"n_stars": 1, "wall_s": 2.0, "converged": True, "tau_max": 10.0, "steps": 600},
+        {"n_stars": 10, "wall_s": 50.0, "converged": False, "tau_max": 1000.0, "steps": 5000},
+    ]
+    out = scalings(rows, min_tau_multiples=50)
+    assert out["rows"][0]["projected_s"] == 2.0 and out["rows"][1]["projected_s"] == pytest.approx(
+        50.0 * 55 * 1000 / 5000
+    )
+    assert out["emcee_scaling"]["lower_bound"] and out["emcee_scaling_projected"]["fitted_star_counts"] == [1, 10]

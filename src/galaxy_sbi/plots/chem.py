@@ -159,14 +159,19 @@ def plot_chem_timing(result: dict, path: str | Path) -> Path:
     rows, fit = result["rows"], result["emcee_scaling"]
     n = np.array([r["n_stars"] for r in rows], float)
     fig, ax = plt.subplots(figsize=(6.0, 4.4), layout="constrained")
+    grid = np.geomspace(1, 1000, 50)
     done = np.array([r["converged"] for r in rows])
     wall = np.array([r["wall_s"] for r in rows])
     ax.plot(n[done], wall[done], "o", color="C0", label="emcee on the emulator, converged")
     if (~done).any():
         ax.plot(n[~done], wall[~done], "o", mfc="none", color="C0", label="emcee stopped at the step cap (lower bound)")
-    grid = np.geomspace(1, 1000, 50)
+        proj = np.array([r["projected_s"] for r in rows])
+        ax.plot(n[~done], proj[~done], "x", color="C0", label="… projected to the rule (wall × 55 τ / steps)")
+        pf = result["emcee_scaling_projected"]
+        ax.plot(grid, pf["prefactor_s"] * grid ** pf["exponent"], ":", color="C0", lw=1,
+                label=f"fit to all, projected: ∝ N^{pf['exponent']:.2f}")  # fmt: skip
     model = fit["prefactor_s"] * grid ** fit["exponent"]
-    inside = grid <= n.max()
+    inside = grid <= max(fit["fitted_star_counts"])
     ax.plot(grid[inside], model[inside], "-", color="C0", lw=1, label=f"fit ∝ N^{fit['exponent']:.2f}")
     ax.plot(grid[~inside], model[~inside], "--", color="C0", lw=1, label="extrapolated (not run)")
     ax.plot(n, [r["npe_gaussian_s"] for r in rows], "s-", color="C1", ms=4, label="NPE, Gaussian product")
@@ -174,5 +179,5 @@ def plot_chem_timing(result: dict, path: str | Path) -> Path:
     hmc = result["study_hmc"]
     ax.plot(hmc["n_stars"], hmc["seconds"], "*", color="k", ms=10, label="the study's HMC (~42 h, 200 stars)")
     ax.set(xscale="log", yscale="log", xlabel="stars", ylabel="wall time (s, one core)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left")
     return save(fig, path)
