@@ -23,7 +23,7 @@ def main(smk):
     training = encoder_seconds + post.summary.get("training_time_s", np.nan)
     with xr.open_dataset(smk.input.grid) as grid, tempfile.TemporaryDirectory() as tmp:
         grid, allowed = baselines.single_alpha(grid.load(), data)
-        rows = baselines.pick_spectra(data, p.baselines["sizes"][smk.wildcards.size], p.baselines["seed"], allowed)
+        rows = baselines.pick_spectra(data, p.baselines["n_spectra"], p.baselines["seed"], allowed)
         sps = write_sps_templates(grid.isel(age=slice(None, None, p.baselines["ppxf"]["age_step"])), f"{tmp}/sps.npz")
         out = baselines.fit_family(
             data, rows, load_encoder(smk.input.encoder), post, grid, p.baselines, p.sfh_parametric, sps, training

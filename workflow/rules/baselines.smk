@@ -4,6 +4,14 @@
 BASELINES = config["baselines"]
 
 
+def baselines_settings(wildcards):
+    """The baselines settings of one comparison: its number of spectra instead of both sizes (so that changing
+    the full comparison's size re-runs only it)."""
+    out = {k: v for k, v in BASELINES.items() if k != "sizes"}
+    out["n_spectra"] = BASELINES["sizes"][wildcards.size]
+    return out
+
+
 wildcard_constraints:
     size="quick|full",
 
@@ -30,7 +38,7 @@ rule baselines_fit:
         mem_mb=family_memory_mb,
         runtime=600,
     params:
-        baselines=BASELINES,
+        baselines=baselines_settings,
         sfh_parametric=config["sfh"]["parametric"],
     script:
         "../../scripts/baselines_fit.py"
