@@ -39,7 +39,10 @@ rule baselines_fit:
         runtime=600,
     params:
         baselines=baselines_settings,
-        sfh_parametric=config["sfh"]["parametric"],
+        # emcee's model and prior: the parametric family only
+        sfh_parametric=lambda w: (
+            config["sfh"]["parametric"] if w.family == "parametric" else None
+        ),
     script:
         "../../scripts/baselines_fit.py"
 

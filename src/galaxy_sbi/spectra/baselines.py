@@ -258,7 +258,8 @@ def fit_family(data, rows, encoder, posterior, grid, settings: dict, sfh_paramet
     out = {"labels": np.array(LABELS), "rows": rows, "truth": truth, "snr": np.array(settings["snr"], float)}
     out["training_seconds"] = np.array(training_seconds, float)
     model = LinexpSpectrumModel.from_grid(grid, sfh_parametric["time_gyr"]) if family == "parametric" else None
-    low, high = emcee_prior(sfh_parametric, grid["metallicity"].values)
+    if model is not None:
+        low, high = emcee_prior(sfh_parametric, grid["metallicity"].values)
     for snr in settings["snr"]:
         flux, sigma = noisy(data.flux[rows], snr, seed, family)
         anpe, batch = run_anpe(flux, encoder, posterior, settings["anpe"]["n_samples"], seed)
