@@ -1,16 +1,6 @@
 # Stage 6: ANPE against emcee and pPXF on the same test spectra (seed 6) -> results/baselines/{size}/.
 # `quick` (a few spectra) is part of the default run; `snakemake --cores 2 baselines_full` runs the full comparison.
 
-BASELINES = config["baselines"]
-
-
-def baselines_settings(wildcards):
-    """The baselines settings of one comparison: its number of spectra instead of both sizes (so that changing
-    the full comparison's size re-runs only it)."""
-    out = {k: v for k, v in BASELINES.items() if k != "sizes"}
-    out["n_spectra"] = BASELINES["sizes"][wildcards.size]
-    return out
-
 
 wildcard_constraints:
     size="quick|full",

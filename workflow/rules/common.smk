@@ -155,6 +155,19 @@ def ordering_posteriors(wildcards):
     ]
 
 
+# --- baselines --------------------------------------------------------------------------------------------
+
+BASELINES = config["baselines"]
+
+
+def baselines_settings(wildcards):
+    """The baselines settings of one comparison: its number of spectra instead of both sizes (so that changing
+    the full comparison's size re-runs only it)."""
+    out = {k: v for k, v in BASELINES.items() if k != "sizes"}
+    out["n_spectra"] = BASELINES["sizes"][wildcards.size]
+    return out
+
+
 # --- chemistry --------------------------------------------------------------------------------------------
 
 CHEM = config["chem"]
