@@ -34,7 +34,7 @@ test-slurm: setup
 	GALAXY_SBI_SLURM=1 $(BIN)/python -m pytest -v -s tests/test_slurm.py
 
 # ruff (lint + format) on the Python, snakefmt on the rules, Snakemake's own linter (config: pyproject.toml)
-LINTED := src scripts tests benchmarks envs
+LINTED := src scripts tests benchmarks envs tools
 lint: setup
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
