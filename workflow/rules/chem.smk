@@ -322,7 +322,12 @@ rule chem_timing:
         seed=config["seed"],
         priors=CHEM["priors"],
         timing=CHEM["timing"],
-        multistar=CHEM["multistar"],
+        # the NPE side's sampling settings only (not the data sets' star counts)
+        multistar={
+            k: v
+            for k, v in CHEM["multistar"].items()
+            if k in ("n_samples", "n_grid", "n_coarse")
+        },
         noise_dex=CHEM["npe"]["noise_dex"],
     script:
         "../../scripts/chem_timing.py"
