@@ -4,11 +4,11 @@ sampled), each run to convergence and timed against the amortised NPE (chem_timi
 from __future__ import annotations
 
 import logging
-import time
 
 import numpy as np
 import torch
 
+from ..inference.mcmc import run_to_convergence
 from .priors import N_GLOBAL, Priors
 
 log = logging.getLogger(__name__)
@@ -80,19 +80,10 @@ def emcee_converged(
     # the chain is kept every `thin`-th step (30 stars x 50,000 steps would be 12 GB): tau and the rule are in
     # kept steps, the same rule in steps
     thin = max(1, dim // 10)
-    wall = checks = 0.0  # sampling and the convergence checks, timed apart
-    state, tau, converged = p0, np.full(dim, np.inf), False
-    while sampler.iteration * thin < max_steps:
-        t0 = time.perf_counter()
-        state = sampler.run_mcmc(state, max(1, chunk // thin), thin_by=thin, progress=False)
-        t1 = time.perf_counter()
-        tau = sampler.get_autocorr_time(tol=0)
-        wall, checks = wall + t1 - t0, checks + time.perf_counter() - t1
-        # >= min_tau_multiples tau after the burn-in of 5 tau
-        if np.all(np.isfinite(tau)) and sampler.iteration >= (min_tau_multiples + 5) * tau.max():
-            converged = True
-            break
-    tau = tau * thin  # in steps
+    run = run_to_convergence(
+        sampler, p0, chunk=chunk, max_steps=max_steps, min_tau_multiples=min_tau_multiples, thin=thin
+    )
+    tau, converged, wall, checks = run["tau"], run["converged"], run["sampling_s"], run["checks_s"]
     t_max = float(np.nanmax(tau))
     chain = sampler.get_chain(discard=min(int(5 * t_max / thin), sampler.iteration // 2), flat=True)[:, :N_GLOBAL]
     log.info(

@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from ..inference.mcmc import run_to_convergence
 from .sfh import linexp_cumulative, linexp_percentiles
 from .synth import bin_ages, interpolation_matrix, median_rows
 
@@ -128,14 +129,8 @@ def fit_emcee(
         n_walkers, len(low), log_probability, args=(model, flux, sigma, low, high), moves=mix
     )
     sampler.random_state = np.random.RandomState(int(rng.integers(2**31))).get_state()  # emcee's public seed
-    state, tau, converged = p0, np.full(len(low), np.inf), False
-    while sampler.iteration < max_steps:
-        state = sampler.run_mcmc(state, chunk, progress=False)
-        tau = sampler.get_autocorr_time(tol=0)
-        # >= min_tau_multiples tau after the burn-in of 5 tau
-        if np.all(np.isfinite(tau)) and sampler.iteration >= (min_tau_multiples + 5) * tau.max():
-            converged = True
-            break
+    run = run_to_convergence(sampler, p0, chunk=chunk, max_steps=max_steps, min_tau_multiples=min_tau_multiples)
+    tau, converged = run["tau"], run["converged"]
     t_max = float(np.nanmax(tau)) if np.any(np.isfinite(tau)) else float(sampler.iteration) / 10
     # an unconverged short run can estimate tau > steps / 5: keep at least its second half
     discard = min(int(5 * t_max), sampler.iteration // 2)
