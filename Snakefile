@@ -44,6 +44,7 @@ include: "workflow/rules/latents.smk"
 include: "workflow/rules/chem.smk"
 include: "workflow/rules/posterior.smk"
 include: "workflow/rules/baselines.smk"
+include: "workflow/rules/observed.smk"
 
 
 rule all:
@@ -55,3 +56,4 @@ rule all:
         rules.chem.input,
         rules.posterior.input,
         rules.baselines.input,
+        rules.observed.input,

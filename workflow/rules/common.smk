@@ -9,6 +9,7 @@
 from galaxy_sbi.spectra.sfh import parametric_grid
 from galaxy_sbi.spectra.synth import spectra_cells
 from galaxy_sbi.workflow import RUNTIME_KEYS
+from types import SimpleNamespace
 
 
 def pick(section, *keys):
@@ -224,3 +225,28 @@ def chem_dataset_settings(wildcards):
 def chem_grid_settings():
     """The grid of the calibrated combination."""
     return pick(CHEM["multistar"], "n_grid", "n_coarse")
+
+
+# --- observed galaxies ------------------------------------------------------------------------------------
+
+OBSERVED_GALAXIES = list(config["observed"]["galaxies"])
+OBSERVED_FAMILY = config["observed"]["family"]
+OBSERVED_FAMILY_WILDCARDS = SimpleNamespace(
+    family=OBSERVED_FAMILY,
+    parametrisation=family_parametrisation(NPE["parametrisation"], OBSERVED_FAMILY),
+)
+
+
+def observed_file(wildcards):
+    """The galaxy's spectrum file (``package:path`` resolved inside the installed package)."""
+    from galaxy_sbi.spectra.observation import resolve_path
+
+    return str(resolve_path(config["observed"]["galaxies"][wildcards.galaxy]["file"]))
+
+
+def observed_npe_settings(wildcards):
+    """The matched NPE: the observed family's NPE settings in its configured parametrisation (no noise copies:
+    the matched training set has the galaxy's own noise)."""
+    out = npe_settings(OBSERVED_FAMILY_WILDCARDS)
+    out.pop("noise")
+    return out

@@ -86,6 +86,7 @@ def train_npe(
     num_bins: int = 10,
     schedule: str = "constant",
     tracker=None,
+    validation_groups=None,
 ):
     """Train an sbi NPE; returns (posterior, summary with per-epoch losses, epochs, training time).
 
@@ -93,7 +94,10 @@ def train_npe(
     ``stop_after_epochs`` epochs without a better validation loss). ``"onecycle"``: the same flow and loss
     (sbi's ``posterior_nn`` estimator, its ``loss``) under a OneCycle learning-rate schedule over exactly
     ``max_epochs`` epochs with peak ``learning_rate``, keeping the epoch of best validation loss. sbi's trainer
-    has no schedule; at a constant rate the flow creeps towards its optimum for hundreds of epochs."""
+    has no schedule; at a constant rate the flow creeps towards its optimum for hundreds of epochs.
+    ``validation_groups`` (onecycle only): a group label per simulation (e.g. its SFH); the validation part is then
+    whole groups, so the best epoch is the one that generalises to unseen groups, not to other noise draws or
+    [M/H] cells of the training groups."""
     import time
 
     from sbi.inference import NPE
@@ -123,11 +127,14 @@ def train_npe(
             epochs=max_epochs,
             validation_fraction=validation_fraction,
             seed=seed,
+            validation_groups=validation_groups,
         )
         from sbi.inference.posteriors import DirectPosterior
 
         posterior = DirectPosterior(posterior_estimator=net, prior=prior)
     elif schedule == "constant":
+        if validation_groups is not None:
+            raise ValueError("validation_groups needs schedule 'onecycle' (sbi's trainer draws its own split)")
         inference = NPE(
             prior=prior,
             density_estimator=estimator,
@@ -178,6 +185,7 @@ def _train_onecycle(
     seed: int,
     clip_max_norm: float = 5.0,
     log_every: int = 10,
+    validation_groups=None,
 ):
     """Adam + OneCycle over ``epochs`` on sbi's NPE loss (-log q(theta | x)); sbi's validation split and
     gradient clipping. Returns (the network at its best validation epoch, summary)."""
@@ -185,10 +193,20 @@ def _train_onecycle(
 
     gen = torch.Generator().manual_seed(int(seed))
     perm = torch.randperm(len(theta), generator=gen)
-    n_val = int(validation_fraction * len(theta))
-    if n_val < 1:
-        raise ValueError(f"validation_fraction {validation_fraction} leaves no validation sample of {len(theta)}")
-    val, train = perm[:n_val], perm[n_val:]
+    if validation_groups is None:
+        n_val = int(validation_fraction * len(theta))
+        if n_val < 1:
+            raise ValueError(f"validation_fraction {validation_fraction} leaves no validation sample of {len(theta)}")
+        val, train = perm[:n_val], perm[n_val:]
+    else:
+        groups = np.unique(np.asarray(validation_groups), return_inverse=True)[1]
+        n_groups = int(groups.max()) + 1
+        chosen = torch.randperm(n_groups, generator=gen)[: max(1, int(validation_fraction * n_groups))].numpy()
+        is_val = np.isin(groups, chosen)
+        if is_val.all():
+            raise ValueError(f"validation_fraction {validation_fraction} of {n_groups} groups leaves no training group")
+        val, train = torch.as_tensor(np.flatnonzero(is_val)), torch.as_tensor(np.flatnonzero(~is_val))
+        n_val = len(val)
     net = build(theta[train], x[train])  # z-scoring from the training part, as sbi does
     opt = torch.optim.Adam(net.parameters(), lr=learning_rate)
     steps = -(-len(train) // batch_size)

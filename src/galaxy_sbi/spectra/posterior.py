@@ -109,13 +109,16 @@ class SpectraPosterior:
         )
 
 
-def train_label_posterior(labels: np.ndarray, x: np.ndarray, names, settings: dict, seed: int = 0) -> SpectraPosterior:
+def train_label_posterior(
+    labels: np.ndarray, x: np.ndarray, names, settings: dict, seed: int = 0, validation_groups=None
+) -> SpectraPosterior:
     """NPE of the labels given x with the config's ``npe:`` settings.
 
     Prior: box-uniform in theta over the training range padded by ``settings['prior_padding']`` of the width
     on each side (the padding matters for the naive parametrisation's edges and for the log-gaps' tails).
     The theta components named in ``settings['dequantise']`` (those this parametrisation has) are spread over
-    their grid cells, the grid being the values the training set takes."""
+    their grid cells, the grid being the values the training set takes. ``validation_groups``: see
+    :func:`~galaxy_sbi.inference.npe.train_npe`."""
     window = settings.get("sfh_window")  # linexp only
     par = LabelParametrisation(settings["parametrisation"], names, sfh_window=tuple(window) if window else None)
     labels = np.asarray(labels, float)
@@ -155,6 +158,7 @@ def train_label_posterior(labels: np.ndarray, x: np.ndarray, names, settings: di
         seed=seed,
         validation_fraction=settings["validation_fraction"],
         schedule=settings.get("schedule", "constant"),
+        validation_groups=validation_groups,
     )
     info = {
         "n_train": int(len(theta)),
