@@ -534,3 +534,58 @@ def test_tiny_run_compares_anpe_with_emcee_and_ppxf(tiny_workdir):
     assert {s["method"] for s in summary["speedups"]} == {"emcee", "ppxf"}
     for png in ("time_vs_error.png", "example_posteriors.png"):
         assert (out / png).stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_tiny_run_infers_the_observed_galaxies(tiny_workdir):
+    """The two SDSS galaxies shipped with ppxf: prepared, fitted by pPXF, inferred by the matched posterior."""
+    for galaxy in ("NGC3522", "NGC3073"):
+        out = tiny_workdir / "results/observed" / galaxy
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["preparation"]["redshift"] == pytest.approx(
+            {"NGC3522": 0.00402, "NGC3073": 0.00376}[galaxy], abs=2e-5
+        )
+        # NGC3073's SDSS classification is a star (VDISP 0): its sigma comes from pPXF
+        assert (
+            summary["preparation"]["sigma_source"]
+            == {
+                "NGC3522": "file (SDSS VDISP)",
+                "NGC3073": "pPXF on the prepared spectrum",
+            }[galaxy]
+        )
+        t50 = summary["posterior"]["t50"]
+        assert t50["low_95"] <= t50["median"] <= t50["high_95"]
+        assert isinstance(summary["out_of_distribution"]["out_of_distribution"], bool)
+        assert summary["reconstruction_chi2"]["galaxy_chi2_per_pixel"] > 0
+        rows = list(__import__("csv").DictReader((out / "posterior_table.csv").open()))
+        assert [r["label"] for r in rows][-1] == "metallicity" and "ppxf" in rows[0]
+        for png in ("corner.png", "mass_assembly.png", "reconstruction.png"):
+            assert (out / png).stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_a_bad_observed_file_stops_with_one_message(repo_root, tiny_workdir, tmp_path):
+    """A broken spectrum ends its preparation job with one line naming the file, before any model is loaded."""
+    bad = tmp_path / "broken.fits"
+    bad.write_bytes(b"SIMPLE  =                    T" + b" " * 50)
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(f"observed:\n  galaxies:\n    broken: {{file: '{bad}'}}\n")
+    result = snakemake(
+        repo_root,
+        tiny_workdir,
+        "--nolock",
+        "--cores",
+        "1",
+        "--configfile",
+        *tiny_configs(repo_root, tiny_workdir),
+        str(cfg),
+        "--",
+        "results/observed/broken/prepared.nc",
+    )
+    assert result.returncode != 0
+    log_file = tiny_workdir / "logs/observed_prepare/broken.log"
+    message = log_file.read_text()
+    assert f"{bad}: cannot read as FITS" in message and "Traceback" not in message
+    assert not (tiny_workdir / "results/observed/broken").exists() or not any(
+        (tiny_workdir / "results/observed/broken").iterdir()
+    )

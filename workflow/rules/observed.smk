@@ -113,6 +113,12 @@ rule observed_summary:
             category="6. Observed galaxies",
             subcategory="{galaxy}",
         ),
+        calibration=report(
+            "results/observed/{galaxy}/calibration.png",
+            caption="../report/observed.rst",
+            category="6. Observed galaxies",
+            subcategory="{galaxy}",
+        ),
         reconstruction=report(
             "results/observed/{galaxy}/reconstruction.png",
             caption="../report/observed.rst",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+from scipy.ndimage import gaussian_filter
 
 from .style import label_title, mark_features, save, use_style
 
@@ -20,7 +21,13 @@ def plot_observed_corner(samples, names, path, truth_like=None, title: str = "",
     samples = np.asarray(samples, float)
     d = samples.shape[1]
     fig, axes = plt.subplots(d, d, figsize=(1.45 * d + 1, 1.45 * d + 1), layout="constrained")
-    lims = [np.percentile(samples[:, i], [0.5, 99.5]) for i in range(d)]
+    lims = []
+    for i in range(d):  # the samples' 99 % range, widened to show pPXF's value
+        lo, hi = np.percentile(samples[:, i], [0.5, 99.5])
+        if truth_like is not None and np.isfinite(truth_like[i]):
+            lo, hi = min(lo, truth_like[i]), max(hi, truth_like[i])
+        pad = 0.04 * (hi - lo) if hi > lo else 0.1
+        lims.append((lo - pad, hi + pad))
     for i in range(d):
         for j in range(d):
             ax = axes[i, j]
@@ -37,7 +44,8 @@ def plot_observed_corner(samples, names, path, truth_like=None, title: str = "",
                     f"{label_title(names[i])} = {q[1]:.2f}$^{{+{q[2] - q[1]:.2f}}}_{{-{q[1] - q[0]:.2f}}}$", fontsize=8
                 )
             else:
-                h, xe, ye = np.histogram2d(samples[:, j], samples[:, i], bins=30, range=[lims[j], lims[i]])
+                h, xe, ye = np.histogram2d(samples[:, j], samples[:, i], bins=25, range=[lims[j], lims[i]])
+                h = gaussian_filter(h, 1.0)  # a few thousand samples: smooth before drawing contours
                 levels = _density_levels(h, (0.86, 0.39))
                 ax.contourf(
                     0.5 * (xe[1:] + xe[:-1]), 0.5 * (ye[1:] + ye[:-1]), h.T, levels=[*levels, h.max()], cmap="Blues"
@@ -83,7 +91,8 @@ def plot_mass_assembly(time, curves, t_obs, ppxf_curve, path, title: str = "", n
     ax.fill_between(time, q[1], q[3], color="C0", alpha=0.35, lw=0, label="ANPE 68 %")
     ax.plot(time, q[2], color="C0", lw=2, label="ANPE median")
     if ppxf_curve is not None:
-        ax.step(ppxf_curve[0], ppxf_curve[1], where="post", color="C3", lw=1.6, label="pPXF (regularised mass weights)")
+        # each template's mass spread evenly over its age bin: linear between the bin edges
+        ax.plot(ppxf_curve[0], ppxf_curve[1], color="C3", lw=1.6, label="pPXF (regularised mass weights)")
     ax.set(xlabel="cosmic time (Gyr)", ylabel="fraction of the stellar mass formed", xlim=(0, t_obs), ylim=(0, 1.02))
     sec = ax.secondary_xaxis("top", functions=(lambda t: t_obs - t, lambda lb: t_obs - lb))
     sec.set_xlabel("lookback time (Gyr)")
