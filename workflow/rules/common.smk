@@ -71,6 +71,23 @@ def ssp_library_inputs():
     return []
 
 
+# --- encoder ----------------------------------------------------------------------------------------------
+
+
+def encoder_settings(wildcards):
+    """The encoder section for one family: ``augmentation.enabled`` (true, false or a list of families) resolved to
+    this family's true / false, so switching another family's augmentation re-runs nothing here.
+    """
+    out = without_runtime("encoder")
+    aug = dict(out["augmentation"])
+    enabled = aug["enabled"]
+    aug["enabled"] = (
+        bool(enabled) if isinstance(enabled, bool) else wildcards.family in enabled
+    )
+    out["augmentation"] = aug
+    return out
+
+
 # --- SFHs and spectra -------------------------------------------------------------------------------------
 
 SFH_FAMILIES = config["sfh"]["families"]

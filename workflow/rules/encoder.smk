@@ -25,7 +25,7 @@ rule encoder_train:
         mem_mb=family_memory_mb,
         runtime=720,
     params:
-        encoder=without_runtime("encoder"),
+        encoder=encoder_settings,
         seed=config["seed"],
         # resumable training state (checkpoints/, csv/ loss logs), deliberately not an output (see above)
         work_dir=lambda wildcards: f"results/encoder/{wildcards.family}",
