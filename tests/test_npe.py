@@ -252,6 +252,30 @@ def test_onecycle_schedule_learns_a_known_gaussian_posterior(rng):
         train_npe(theta, x, prior, max_epochs=1, schedule="cosine")
 
 
+def test_onecycle_validation_by_whole_groups(rng):
+    """validation_groups: the validation part is whole groups (e.g. every noise copy and [M/H] cell of an SFH)."""
+    import torch
+    from sbi.neural_nets import posterior_nn
+
+    from galaxy_sbi.inference.npe import _train_onecycle
+
+    # 52 "SFHs" of 8 simulations: 5 whole groups are 40 validation simulations, a random 10 % would be 41
+    groups = np.repeat(np.arange(52), 8)
+    theta = torch.as_tensor(rng.normal(size=(416, 2)), dtype=torch.float32)
+    x = theta + 0.1 * torch.randn(416, 2)
+    build = posterior_nn(model="maf", hidden_features=8, num_transforms=1)
+    _, summary = _train_onecycle(
+        build, theta, x, batch_size=64, learning_rate=1e-3, epochs=1, validation_fraction=0.1, seed=0,
+        validation_groups=groups,
+    )  # fmt: skip
+    assert summary["n_validation"] == 5 * 8 and summary["validation_split"] == "whole groups"
+    with pytest.raises(ValueError, match="validation_groups needs"):
+        from galaxy_sbi.inference.npe import box_prior, train_npe
+
+        train_npe(theta.numpy(), x.numpy(), box_prior(np.full(2, -5.0), np.full(2, 5.0)), max_epochs=1,
+                  validation_groups=groups)  # fmt: skip
+
+
 def test_sampling_rejects_outside_the_prior_and_does_not_duplicate(rng):
     """True rejection: every sample inside the box, none repeated (the old sampler redrew in-box samples with
     replacement), also for an observation at the box edge where much of the flow's mass leaks out."""

@@ -250,6 +250,8 @@ def _train_onecycle(
     net.zero_grad(set_to_none=True)
     summary["epochs"] = epochs
     summary["best_epoch"] = int(np.argmin(summary["validation_loss"])) + 1
+    summary["n_validation"] = int(n_val)
+    summary["validation_split"] = "whole groups" if validation_groups is not None else "random simulations"
     return net, summary
 
 
