@@ -30,7 +30,9 @@ except ConfigError as exc:
 # from the metrics files at parse time; no rule reads this key.
 from galaxy_sbi.report import headline_rst
 
-config["report_headline"] = headline_rst("results", config["sfh"]["families"])
+config["report_headline"] = headline_rst(
+    "results", config["sfh"]["families"], list(config["observed"]["galaxies"])
+)
 
 
 report: "workflow/report/workflow.rst"

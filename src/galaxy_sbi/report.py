@@ -82,7 +82,31 @@ def chem_headline(results: Path) -> str:
     return text
 
 
-def headline_rst(results: str | Path, families: list[str]) -> str:
+def observed_headline(results: Path, galaxies: list[str]) -> str:
+    """One row per observed galaxy: t50 and [M/H] of the matched posterior and of pPXF, and the OOD verdict."""
+    rows = []
+    for galaxy in galaxies:
+        path = results / "observed" / galaxy / "summary.json"
+        if not path.exists():
+            rows.append([galaxy, "not run yet (snakemake observed)", "", "", ""])
+            continue
+        s = json.loads(path.read_text())
+        post, ppxf = s["posterior"], s["ppxf"]
+        t50, mh = post["t50"], post["metallicity"]
+        rows.append(
+            [
+                galaxy,
+                f"{t50['median']:.2f} ({t50['low_68']:.2f}–{t50['high_68']:.2f})",
+                f"{mh['median']:+.2f} ({mh['low_68']:+.2f}–{mh['high_68']:+.2f})",
+                f"{ppxf['labels']['t50']:.2f}, {ppxf['labels']['metallicity']:+.2f}",
+                "yes" if s["out_of_distribution"]["out_of_distribution"] else "no",
+            ]
+        )
+    header = ["galaxy", "t50 (Gyr), 68 %", "[M/H], 68 %", "pPXF t50, [M/H]", "out of distribution"]
+    return rst_table(header, rows) if rows else "No observed galaxies configured."
+
+
+def headline_rst(results: str | Path, families: list[str], galaxies: list[str] = ()) -> str:
     """Both graphs' headline tables, for the report's front page."""
     results = Path(results)
     return "\n".join(
@@ -103,6 +127,15 @@ def headline_rst(results: str | Path, families: list[str]) -> str:
             "stars of each data set.",
             "",
             chem_headline(results),
+            "",
+            "Observed galaxies",
+            "-----------------",
+            "",
+            "The matched posterior (median and 68 % interval, cosmic time) beside pPXF with the same SSPs, and whether "
+            "the out-of-distribution checks (latents, reconstruction χ²) flag the galaxy: where they do, its "
+            "posterior is not to be trusted.",
+            "",
+            observed_headline(results, list(galaxies)),
             "",
         ]
     )
