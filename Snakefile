@@ -58,4 +58,3 @@ rule all:
         rules.chem.input,
         rules.posterior.input,
         rules.baselines.input,
-        rules.observed.input,

@@ -14,7 +14,7 @@ import pytest
 import xarray as xr
 
 # every product of both graphs, the studies behind their own targets included
-TINY_TARGETS = ["all", "ordering", "chem_studies"]
+TINY_TARGETS = ["all", "ordering", "chem_studies", "observed"]
 TARGET_RULES = set(TINY_TARGETS)
 
 
@@ -340,7 +340,7 @@ RERUN_CASES = [
     ("encoder", "encoder: {progress_refresh: 5, accelerator: cpu}", []),  # display and device
     ("latents", "latents: {umap: {n_neighbors: 4}}", ["latents_plots"]),
     ("latents", "latents: {batch_size: 64}", []),  # pure inference
-    ("npe", "npe: {learning_rate: 0.002}", ["npe_train"]),
+    ("npe", "npe: {learning_rate: 0.002}", ["npe_train", "observed_posterior"]),  # the matched NPEs too
     (
         "npe",
         "npe: {noise: {snr_range: [20.0, 200.0]}}",  # the noise-aware family only
@@ -396,6 +396,10 @@ RERUN_CASES = [
     ("chem.timing", "chem: {timing: {emcee: {max_steps: 22}}}", ["chem_timing"]),
     ("baselines", "baselines: {ppxf: {n_bootstrap: 3}}", ["baselines_fit"]),
     ("baselines", "baselines: {sizes: {full: 3}}", []),  # the full comparison is not part of the default run
+    ("observed", "observed: {ppxf: {n_bootstrap: 3}}", ["observed_ppxf"]),  # not the preparation's sigma fit
+    ("observed", "observed: {model: {n_samples: 50}}", ["observed_posterior"]),
+    # one galaxy's override re-runs that galaxy only
+    ("observed", "observed: {galaxies: {NGC3073: {sigma_kms: 50.0}}}", ["results/observed/NGC3073/prepared.nc"]),
 ]
 
 

@@ -1,5 +1,7 @@
 # Stage 7: observed galaxies (seed section 8) -> results/observed/{galaxy}/. Each galaxy's spectrum is prepared like
-# the training spectra, fitted by pPXF, and inferred by the configured family's posterior matched to it.
+# the training spectra, fitted by pPXF, and inferred by the configured family's posterior matched to it. Its own
+# target, `snakemake --cores 2 observed` (~10 job-minutes for the two default galaxies: outside the default run's
+# 30-minute budget).
 
 
 wildcard_constraints:
@@ -26,7 +28,8 @@ rule observed_prepare:
     params:
         entry=lambda w: config["observed"]["galaxies"][w.galaxy],
         preparation=config["observed"]["preparation"],
-        ppxf=config["observed"]["ppxf"],
+        # the sigma fit's settings (not the bootstrap's)
+        ppxf=pick(config["observed"]["ppxf"], "mdegree", "age_step"),
     script:
         "../../scripts/observed_prepare.py"
 
