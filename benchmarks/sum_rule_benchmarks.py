@@ -31,6 +31,7 @@ STAGES = {
     "npe": "spectra NPEs",
     "evaluation": "evaluation and reconstruction",
     "baselines": "baselines (ANPE, emcee, pPXF)",
+    "observed": "observed galaxies (own target)",
     "chem": "chemistry graph",
 }
 # rule-name prefix -> stage (benchmarks are logs/benchmarks/{rule}/..., workflow/rules/common.smk: bench); first match
@@ -39,6 +40,7 @@ RULE_STAGES = (
     ("npe_", "evaluation"),
     ("reconstruction", "evaluation"),
     ("baselines", "baselines"),
+    ("observed", "observed"),
     ("ssp", "ssp"),
     ("sfh", "sfh"),
     ("spectra", "spectra"),
