@@ -39,20 +39,19 @@ def template_fwhm(instrumental_fwhm: np.ndarray, model_fwhm: float = matched.MOD
 def measure_sigma(prepared: PreparedSpectrum, sps_file, mdegree: int) -> dict:
     """The galaxy's velocity and dispersion from one unregularised pPXF fit (templates broadened to the
     instrument, so sigma is the galaxy's; two moments, the multiplicative polynomial of ``mdegree``)."""
-    from ppxf import ppxf_util as util
     from ppxf.ppxf import ppxf
 
-    from .ppxf_baseline import load_templates
+    from .ppxf_baseline import load_templates, log_rebinned
 
     sps, _ = load_templates(sps_file, prepared.wavelength, template_fwhm(prepared.instrumental_fwhm))
-    w = prepared.wavelength
-    galaxy, ln_lam, velscale = util.log_rebin(w, np.where(prepared.good, prepared.flux, 1.0))
-    bad = util.log_rebin(w, (~prepared.good).astype(float))[0] > 0
-    noise = util.log_rebin(w, np.where(prepared.good, prepared.error, 1.0))[0]
-    good = np.flatnonzero(~bad[40:-40]) + 40  # the ends: the templates must cover every trial velocity
-    templates = sps.templates.reshape(sps.templates.shape[0], -1)
+    galaxy, noise, ln_lam, velscale, good = log_rebinned(
+        prepared.wavelength,
+        np.where(prepared.good, prepared.flux, 1.0),
+        np.where(prepared.good, prepared.error, 1.0),
+        prepared.good,
+    )
     pp = ppxf(
-        templates,
+        sps.templates.reshape(sps.templates.shape[0], -1),
         galaxy,
         noise,
         velscale,

@@ -76,6 +76,29 @@ def load_templates(sps_file: str | Path, wavelength, fwhm_gal=None):
     return sps_util.sps_lib(str(sps_file), velscale, fwhm_gal=fwhm_gal, norm_range=None), velscale
 
 
+def log_rebinned(wavelength, flux, sigma, good=None, edge_pixels: int = 40):
+    """A spectrum as pPXF fits it: (galaxy, noise, ln_lam, velscale, goodpixels) on the log-lambda grid, without its
+    ``edge_pixels`` end pixels (the templates must cover it at every trial velocity), galaxy and noise divided by the
+    galaxy's median over good pixels. ``sigma``: a constant or one per pixel; ``good``: bool per pixel (None: all);
+    a log pixel is good when no bad input pixel contributes to it."""
+    from ppxf import ppxf_util as util
+
+    wavelength = np.asarray(wavelength, float)
+    good_in = np.ones(len(wavelength), bool) if good is None else np.asarray(good, bool)
+    flux_in = np.where(good_in, np.asarray(flux, float), np.median(np.asarray(flux, float)[good_in]))
+    galaxy, ln_lam, velscale = util.log_rebin(wavelength, flux_in)
+    cut = slice(edge_pixels, len(galaxy) - edge_pixels)
+    galaxy, ln_lam = galaxy[cut], ln_lam[cut]
+    goodpixels = np.flatnonzero(util.log_rebin(wavelength, (~good_in).astype(float))[0][cut] <= 0)
+    scale = np.median(galaxy[goodpixels])
+    if np.ndim(sigma):
+        sig_in = np.where(good_in, np.asarray(sigma, float), np.nanmax(np.asarray(sigma, float)[good_in]))
+        noise = util.log_rebin(wavelength, sig_in)[0][cut] / scale
+    else:
+        noise = np.full_like(galaxy, float(sigma) / scale)
+    return galaxy / scale, noise, ln_lam, velscale, goodpixels
+
+
 def fit_ppxf(
     wavelength,
     flux,
@@ -99,32 +122,15 @@ def fit_ppxf(
     observed spectrum; 0 for synthetic ones). Returns the labels (t10 ... t90, [M/H]), their bootstrap sd, the
     chosen regul, chi^2 of the regularised fit and its target, the kinematics, the mass weights, the best fit,
     the number of fits and the wall time (the fit alone)."""
-    from ppxf import ppxf_util as util
     from ppxf.ppxf import ppxf
 
     sps, velscale_t = templates if isinstance(templates, tuple) else load_templates(templates, wavelength)
     start = time.perf_counter()
-    wavelength = np.asarray(wavelength, float)
-    good_in = np.ones(len(wavelength), bool) if good is None else np.asarray(good, bool)
-    flux_in = np.where(good_in, np.asarray(flux, float), np.median(np.asarray(flux, float)[good_in]))
-    galaxy, ln_lam, velscale = util.log_rebin(wavelength, flux_in)
+    galaxy, noise, ln_lam, velscale, goodpixels = log_rebinned(wavelength, flux, sigma, good, edge_pixels)
     if not np.isclose(velscale, velscale_t):
         raise ValueError(f"templates at velscale {velscale_t:.4g} km/s, the spectrum at {velscale:.4g}")
     n_age, n_met = sps.templates.shape[1:]
     templates = sps.templates.reshape(sps.templates.shape[0], -1)
-    # the galaxy without its end pixels: the templates must cover it at every trial velocity
-    cut = slice(edge_pixels, len(galaxy) - edge_pixels)
-    galaxy, ln_lam = galaxy[cut], ln_lam[cut]
-    # a log pixel is good when no bad input pixel contributes to it
-    good_log = util.log_rebin(wavelength, (~good_in).astype(float))[0][cut] <= 0
-    goodpixels = np.flatnonzero(good_log)
-    scale = np.median(galaxy[goodpixels])
-    galaxy = galaxy / scale
-    if np.ndim(sigma):
-        sig_in = np.where(good_in, np.asarray(sigma, float), np.nanmax(np.asarray(sigma, float)[good_in]))
-        noise = util.log_rebin(wavelength, sig_in)[0][cut] / scale
-    else:
-        noise = np.full_like(galaxy, float(sigma) / scale)
     common = dict(
         velscale=velscale,
         degree=-1,
