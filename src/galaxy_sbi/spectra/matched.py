@@ -131,8 +131,8 @@ def ood_check(train_latents, heldout_latents, galaxy_latent, settings: dict, see
     ``1 - false_alarm`` quantile of held-out degraded synthetic spectra, and sbi's MMD p-value (also calibrated on
     held-out spectra: the ``false_alarm`` quantile of theirs)."""
     fa = settings["false_alarm"]
-    d_ref = knn_distance(train_latents, heldout_latents, settings["k_neighbours"])
-    d_gal = float(knn_distance(train_latents, galaxy_latent, settings["k_neighbours"])[0])
+    d = knn_distance(train_latents, np.vstack([heldout_latents, galaxy_latent]), settings["k_neighbours"])
+    d_ref, d_gal = d[:-1], float(d[-1])
     rng = np.random.default_rng(seed)
     ref = train_latents[rng.choice(len(train_latents), min(len(train_latents), settings["mmd_max_samples"]), False)]
     mmd = dict(n_shuffle=settings["mmd_n_shuffle"], max_samples=settings["mmd_max_samples"])

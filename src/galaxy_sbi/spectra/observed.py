@@ -168,9 +168,11 @@ def ppxf_fit(prepared: PreparedSpectrum, sps_file, settings: dict, t_obs: float,
 # ---------------------------------------------------------------------------------------------
 
 
-def degradation_for(prepared: PreparedSpectrum, encoder) -> matched.Degradation:
+def degradation_for(prepared: PreparedSpectrum, encoder=None) -> matched.Degradation:
+    """The observation's degradation; masked pixels filled as ``encoder`` expects (None: for noiseless use only)."""
     sigma = matched.broadening_kms(prepared.wavelength, prepared.attrs["sigma_kms"], prepared.instrumental_fwhm)
-    return matched.Degradation(prepared.wavelength, sigma, prepared.good, prepared.error, matched.encoder_fill(encoder))
+    fill = None if encoder is None else matched.encoder_fill(encoder)
+    return matched.Degradation(prepared.wavelength, sigma, prepared.good, prepared.error, fill)
 
 
 def matched_posterior(prepared, data, encoder, reconstructor, npe_settings: dict, settings: dict, seed: int) -> dict:
@@ -328,12 +330,7 @@ def summarise(galaxy: str, prepared, samples, names, ppxf: dict, checks: dict, r
         "\nSSP-library systematic: not yet measured (FASTAR only)"
     )
     plot_mass_assembly(time, curves, t_obs, ppxf_curve, paths["mass_assembly"], f"{galaxy}: mass assembly", note)
-    deg = matched.Degradation(
-        prepared.wavelength,
-        matched.broadening_kms(prepared.wavelength, attrs["sigma_kms"], prepared.instrumental_fwhm),
-        prepared.good,
-        prepared.error,
-    )
+    deg = degradation_for(prepared)
     mean_model = deg.noiseless(reconstructor.from_labels(samples.mean(0)[None], names))[0]
     pick = np.random.default_rng(0).choice(len(samples), min(200, len(samples)), replace=False)
     band = np.percentile(deg.noiseless(reconstructor.from_labels(samples[pick], names)), [16, 84], axis=0)
