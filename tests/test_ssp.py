@@ -24,10 +24,10 @@ def fake_flux(age, met, alpha, npix=NPIX):
     return (1e-5 * (1 + age) * (1 + 0.5 * met) * (1 + 0.3 * alpha_value) * (1 + 0.2 * np.sin(6 * x))).astype(np.float32)
 
 
-def write_miles_fits(folder, age, met, alpha=ssp.BASE_ALPHA, crval=WAVE0, npix=NPIX):
+def write_miles_fits(folder, age, met, alpha=ssp.BASE_ALPHA, crval=WAVE0, npix=NPIX, **flavour):
     header = fits.Header()
     header["CRVAL1"], header["CDELT1"], header["CRPIX1"] = crval, DWAVE, 1.0
-    path = folder / ssp.miles_fits_name(age, met, alpha)
+    path = folder / ssp.miles_fits_name(age, met, alpha, **flavour)
     fits.PrimaryHDU(fake_flux(age, met, alpha, npix), header=header).writeto(path)
     return path
 
@@ -49,8 +49,61 @@ def test_miles_fits_names_follow_the_seed():
     assert ssp.miles_fits_name(10.0, 0.06) == "Mku1.30Zp0.06T10.0000_iTp0.00_baseFe.fits"
     assert ssp.miles_fits_name(0.03, -2.27, 0.4) == "Mku1.30Zm2.27T00.0300_iTp0.40_Ep0.40.fits"
     parsed = ssp.parse_miles_fits_name("Mku1.30Zm0.35T01.2500_iTp0.40_Ep0.40.fits")
-    assert parsed == {"imf": "ku", "slope": 1.30, "metallicity": -0.35, "age": 1.25, "isochrone": "T", "alpha": 0.4}
+    assert parsed == {
+        "library": "M",
+        "imf": "ku",
+        "slope": 1.30,
+        "metallicity": -0.35,
+        "age": 1.25,
+        "isochrone": "T",
+        "alpha": 0.4,
+        "suffix": "",
+    }
     assert ssp.parse_miles_fits_name("notes.fits") is None
+
+
+EMILES_PADOVA = {"library": "E", "imf": "un", "slope": 1.30, "isochrone": "P", "suffix": "_linear_FWHM_variable"}
+
+
+def test_miles_names_of_other_flavours_parse():
+    """The names ppxf 8.1 ships (E-MILES, unimodal, Padova+00, a tail) and a bimodal alpha model, both ways."""
+    name = "Eun1.30Zm0.40T00.0631_iPp0.00_baseFe_linear_FWHM_variable.fits"
+    meta = ssp.parse_miles_fits_name(name)
+    assert meta["library"] == "E" and meta["imf"] == "un" and meta["isochrone"] == "P"
+    assert meta["metallicity"] == -0.40 and meta["age"] == 0.0631 and meta["suffix"] == "_linear_FWHM_variable"
+    assert ssp.miles_fits_name(0.0631, -0.40, **EMILES_PADOVA) == name
+    bimodal = ssp.parse_miles_fits_name("Mbi1.80Zp0.22T03.5481_iTp0.40_Ep0.40.fits")
+    assert (bimodal["imf"], bimodal["slope"], bimodal["alpha"]) == ("bi", 1.80, 0.4)
+    assert ssp.describe_flavour(meta) == "E-MILES, unimodal IMF slope 1.30, Padova+00 isochrones"
+
+
+def test_emiles_files_are_cut_to_the_miles_range(tmp_path):
+    """E-MILES spectra (1680 A onwards in ppxf's files) are read on the MILES optical range only."""
+    crval = WAVE0 - 0.9 * 20  # starts 20 pixels blue of MILES, ends past 7409.6
+    npix = 4300 + 40
+    for met in METS:
+        for age in AGES:
+            write_miles_fits(tmp_path, age, met, crval=crval, npix=npix, **EMILES_PADOVA)
+    lib = ssp.load_miles_fits(tmp_path, None, None, ssp.BASE_ALPHA, **EMILES_PADOVA)
+    np.testing.assert_allclose(lib.wavelength.values, ssp.MILES_WAVELENGTH, atol=1e-6)
+    full = fake_flux(10.0, 0.06, ssp.BASE_ALPHA, npix)
+    np.testing.assert_allclose(lib.flux.sel(age=10.0, metallicity=0.06).values, full[20:4320], rtol=1e-6)
+    assert "Padova" in lib.attrs["isochrones"] and "unimodal" in lib.attrs["imf"] and lib.attrs["library"] == "E-MILES"
+    assert "cut to the MILES range" in lib.attrs["wavelength_cut"]
+    grid = ssp.miles_grid(tmp_path)
+    assert grid["ages_gyr"] == AGES and grid["metallicities"] == METS and grid["flavour"]["imf"] == "un"
+
+
+def test_a_folder_of_mixed_flavours_needs_a_choice(tmp_path):
+    for age in AGES:
+        write_miles_fits(tmp_path, age, 0.06)
+        write_miles_fits(tmp_path, age, 0.06, imf="un")
+    with pytest.raises(InputError, match="mixes MILES flavours.*Kroupa universal.*unimodal"):
+        ssp.load_miles_fits(tmp_path, AGES, [0.06], imf=None, library="M", slope=1.3, isochrone="T")
+    lib = ssp.load_miles_fits(tmp_path, AGES, [0.06], imf="un", library=None, slope=None, isochrone=None)
+    assert "unimodal" in lib.attrs["imf"]
+    with pytest.raises(InputError, match="no MILES SSPs of the configured flavour.*'bi'.*the folder has"):
+        ssp.load_miles_fits(tmp_path, AGES, [0.06], imf="bi")
 
 
 def test_miles_fits_base_models(fits_folder):
@@ -265,3 +318,31 @@ def test_fastar_refuses_metallicities_it_cannot_model():
 def test_fastar_records_clamping(fastar_small):
     assert fastar_small.attrs["clamped"] == "[M/H] +0.40 evaluated at +0.30"
     np.testing.assert_array_equal(fastar_small.metallicity.values, [-0.35, 0.06, 0.4])
+
+
+# --------------------------------------------------------------------------------- fetching ppxf's MILES models
+
+
+def test_ppxf_sdist_models_unpack_flat_with_their_source(tmp_path):
+    """The fetch helper on a small stand-in for ppxf 8.1.0's sdist: the models land flat, other files do not."""
+    import tarfile
+
+    from galaxy_sbi.spectra import miles_download
+
+    src = tmp_path / "src" / "ppxf-8.1.0" / "ppxf" / "miles_models"
+    src.mkdir(parents=True)
+    path = write_miles_fits(src, 10.0, 0.0, **EMILES_PADOVA)
+    (src.parent / "ppxf.py").write_text("not a model")
+    sdist = tmp_path / "ppxf-8.1.0.tar.gz"
+    with tarfile.open(sdist, "w:gz") as tar:
+        tar.add(tmp_path / "src" / "ppxf-8.1.0", arcname="ppxf-8.1.0")
+    dest = miles_download.fetch_ppxf_miles_models(tmp_path / "models", sdist=sdist)
+    assert sorted(p.name for p in dest.iterdir()) == sorted([path.name, "SOURCE.txt"])
+    assert "sha256" in (dest / "SOURCE.txt").read_text()
+    lib = ssp.load_miles_fits(dest, None, None, ssp.BASE_ALPHA, **EMILES_PADOVA)
+    assert lib.sizes["age"] == 1 and lib.attrs["library"] == "E-MILES"
+    empty = tmp_path / "empty.tar.gz"
+    with tarfile.open(empty, "w:gz") as tar:
+        tar.add(src.parent / "ppxf.py", arcname="ppxf-8.1.0/ppxf/ppxf.py")
+    with pytest.raises(InputError, match="holds no ppxf-8.1.0/ppxf/miles_models"):
+        miles_download.fetch_ppxf_miles_models(tmp_path / "m2", sdist=empty)

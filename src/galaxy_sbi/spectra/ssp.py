@@ -112,8 +112,12 @@ def synthesize_fastar(
     out_of_range: str = "error",
     chunk: int = 8,
     progress: bool = True,
+    imf_slope: float | None = None,
 ) -> xr.Dataset:
     """Synthesise an (metallicity, age) grid of SSPs with FASTAR, offline.
+
+    ``imf``: "kroupa" (MILES KU1.30), "salpeter" (slope 2.35) or "unimodal" (MILES UN: dN/dm ~ m^-(1 + imf_slope),
+    0.1-100 Msun, as the MILES unimodal models are defined).
 
     Ages or [M/H] outside FASTAR's isochrones are refused (`out_of_range="error"`) or evaluated at the
     nearest valid value and recorded in the attributes (`"clamp"`): FASTAR itself would clamp silently.
@@ -124,7 +128,8 @@ def synthesize_fastar(
     from fastar.imf import kroupa, single_power_law
     from tqdm.auto import tqdm
 
-    imf_function = {"kroupa": kroupa, "salpeter": single_power_law}[imf]
+    imf_function = {"kroupa": kroupa, "salpeter": single_power_law, "unimodal": single_power_law}[imf]
+    imf_params = {"alpha": 1.0 + float(imf_slope if imf_slope is not None else 1.3)} if imf == "unimodal" else {}
     synth = IntegratedSSPSynthesizer(imf_function=imf_function)
     met_lo, met_hi = float(np.min(synth.mets)), float(np.max(synth.mets))
     age_lo, age_hi = float(np.min(synth.ages)) / 1e3, float(np.max(synth.ages)) / 1e3  # isochrone ages in Myr
@@ -150,7 +155,7 @@ def synthesize_fastar(
     eval_ages = np.clip(ages, age_lo, age_hi)
     eval_mets = np.clip(mets, met_lo, met_hi)
     # vmap over a fixed-size block of ages: one compilation, bounded memory (a whole 53-age row peaks ~6 GB).
-    spectra_of = jax.jit(jax.vmap(lambda a, m: synth.synthesize(a, m), in_axes=(0, None)))
+    spectra_of = jax.jit(jax.vmap(lambda a, m: synth.synthesize(a, m, imf_params), in_axes=(0, None)))
     n_pad = -len(eval_ages) % chunk
     padded = np.concatenate([eval_ages, np.full(n_pad, eval_ages[-1])])
     flux = np.empty((len(mets), len(ages), len(synth.wave)), dtype=np.float32)
@@ -169,9 +174,12 @@ def synthesize_fastar(
     attrs = {
         "source": "fastar",
         "source_detail": "FASTAR IntegratedSSPSynthesizer (fastar-astro): MILES-trained stellar emulator",
-        "imf": "Kroupa universal (slopes 0.3/1.3/2.3, breaks 0.08/0.5 Msun, 0.1-100 Msun) = MILES KU1.30"
-        if imf == "kroupa"
-        else "Salpeter (slope 2.35, 0.1-100 Msun)",
+        "imf": {
+            "kroupa": "Kroupa universal (slopes 0.3/1.3/2.3, breaks 0.08/0.5 Msun, 0.1-100 Msun) = MILES KU1.30",
+            "salpeter": "Salpeter (slope 2.35, 0.1-100 Msun)",
+            "unimodal": f"unimodal (dN/dm ~ m^-{imf_params.get('alpha', 0):.2f}, 0.1-100 Msun) = MILES "
+            f"UN{imf_params.get('alpha', 0) - 1:.2f}",
+        }[imf],
         "isochrones": "BaSTI-IAC (as interpolated by FASTAR)",
         "resolution_fwhm_angstrom": MILES_FWHM_ANGSTROM,
         "flux_units": FLUX_UNITS,
@@ -188,37 +196,68 @@ def synthesize_fastar(
 # MILES FITS files
 # ---------------------------------------------------------------------------------------------
 
+# The MILES naming scheme (miles.iac.es, "Tune SSP models"): library, IMF type and slope, [M/H], age, isochrone with
+# its [alpha/Fe], the alpha flavour, and an optional tail the web tool or a distributor appends, e.g.
+#   Mku1.30Zp0.06T10.0000_iTp0.00_baseFe.fits                            MILES, Kroupa universal 1.30, BaSTI
+#   Mbi1.30Zm0.25T03.5481_iTp0.40_Ep0.40.fits                            MILES, bimodal 1.30, BaSTI, [alpha/Fe] 0.4
+#   Eun1.30Zm0.40T00.0631_iPp0.00_baseFe_linear_FWHM_variable.fits       E-MILES, unimodal 1.30, Padova+00 (ppxf 8.1)
 _FITS_NAME = re.compile(
-    r"^M(?P<imf>[a-z]{2})(?P<slope>\d\.\d{2})Z(?P<zsign>[mp])(?P<z>\d\.\d{2})T(?P<age>\d{2}\.\d{4})"
-    r"_i(?P<iso>[A-Z])(?P<isosign>[mp])(?P<isoalpha>\d\.\d{2})_(?P<alpha>baseFe|E[mp]\d\.\d{2})\.fits$"
+    r"^(?P<library>[A-Z])(?P<imf>[a-z]{2})(?P<slope>\d\.\d{2})Z(?P<zsign>[mp])(?P<z>\d\.\d{2})T(?P<age>\d{2}\.\d{4})"
+    r"_i(?P<iso>[A-Z])(?P<isosign>[mp])(?P<isoalpha>\d\.\d{2})_(?P<alpha>baseFe|E[mp]\d\.\d{2})"
+    r"(?P<suffix>(?:_[A-Za-z0-9.]+)*)\.fits$"
 )
+MILES_LIBRARIES = {"M": "MILES", "E": "E-MILES", "C": "CaT", "I": "MIUSCAT"}
+MILES_IMFS = {
+    "un": "unimodal",
+    "bi": "bimodal",
+    "ku": "Kroupa universal",
+    "kb": "Kroupa revised",
+    "ch": "Chabrier",
+}
+MILES_ISOCHRONES = {"T": "BaSTI", "P": "Padova+00"}
+#: what a folder of files must agree on: one value per key, chosen in the config when the folder mixes them
+MILES_FLAVOUR_KEYS = ("library", "imf", "slope", "isochrone", "suffix")
+DEFAULT_FLAVOUR = {"library": "M", "imf": "ku", "slope": KROUPA_UNIVERSAL_SLOPE, "isochrone": "T", "suffix": ""}
 
 
-def miles_fits_name(age_gyr: float, metallicity: float, alpha: float | str = BASE_ALPHA) -> str:
-    """File name of a MILES BaSTI KU1.30 SSP, e.g. Mku1.30Zp0.06T10.0000_iTp0.00_baseFe.fits."""
+def miles_fits_name(age_gyr: float, metallicity: float, alpha: float | str = BASE_ALPHA, **flavour) -> str:
+    """File name of a MILES SSP, by default BaSTI KU1.30: Mku1.30Zp0.06T10.0000_iTp0.00_baseFe.fits."""
+    f = {**DEFAULT_FLAVOUR, **{k: v for k, v in flavour.items() if v is not None}}
     z = f"Z{'m' if metallicity < 0 else 'p'}{abs(metallicity):.2f}"
     if alpha == BASE_ALPHA:
-        tail = "iTp0.00_baseFe"
+        tail = f"i{f['isochrone']}p0.00_baseFe"
     else:
-        tail = f"iTp{alpha:.2f}_Ep{alpha:.2f}"
-    return f"Mku{KROUPA_UNIVERSAL_SLOPE:.2f}{z}T{age_gyr:07.4f}_{tail}.fits"
+        sign = "m" if alpha < 0 else "p"
+        tail = f"i{f['isochrone']}{sign}{abs(alpha):.2f}_E{sign}{abs(alpha):.2f}"
+    return f"{f['library']}{f['imf']}{float(f['slope']):.2f}{z}T{age_gyr:07.4f}_{tail}{f['suffix']}.fits"
 
 
 def parse_miles_fits_name(name: str) -> dict | None:
-    """(imf, slope, metallicity, age, isochrone, alpha) of a MILES SSP file name, or None if it is not one."""
+    """Library, IMF, slope, [M/H], age, isochrone, [alpha/Fe] and tail of a MILES SSP file name, or None."""
     m = _FITS_NAME.match(name)
     if not m:
         return None
     sign = -1.0 if m["zsign"] == "m" else 1.0
     alpha = BASE_ALPHA if m["alpha"] == "baseFe" else (-1.0 if m["alpha"][1] == "m" else 1.0) * float(m["alpha"][2:])
     return {
+        "library": m["library"],
         "imf": m["imf"],
         "slope": float(m["slope"]),
         "metallicity": sign * float(m["z"]),
         "age": float(m["age"]),
         "isochrone": m["iso"],
         "alpha": alpha,
+        "suffix": m["suffix"],
     }
+
+
+def describe_flavour(flavour: dict) -> str:
+    """E.g. 'E-MILES, unimodal IMF slope 1.30, Padova+00 isochrones'."""
+    return (
+        f"{MILES_LIBRARIES.get(flavour['library'], flavour['library'])}, "
+        f"{MILES_IMFS.get(flavour['imf'], flavour['imf'])} IMF slope {flavour['slope']:.2f}, "
+        f"{MILES_ISOCHRONES.get(flavour['isochrone'], flavour['isochrone'])} isochrones"
+    )
 
 
 def _read_miles_fits(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -246,33 +285,88 @@ def _read_miles_fits(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return flux, wavelength
 
 
+def _miles_index(directory: Path, wanted: dict) -> tuple[dict, dict]:
+    """{(alpha, [M/H], age): path} of the folder's MILES files of one flavour, and that flavour.
+
+    ``wanted`` holds the configured flavour keys (None: whatever the folder has, if it has only one).
+    """
+    files = [(p, parse_miles_fits_name(p.name)) for p in sorted(directory.glob("*.fits"))]
+    files = [(p, meta) for p, meta in files if meta]
+    if not files:
+        raise InputError(
+            f"{directory}: no files named like MILES SSPs (e.g. {miles_fits_name(10.0, 0.06)} or "
+            f"{miles_fits_name(10.0, 0.0, library='E', imf='un', isochrone='P', suffix='_linear_FWHM_variable')})"
+        )
+
+    def matches(meta):
+        return all(
+            wanted.get(k) is None or (abs(meta[k] - float(wanted[k])) < 1e-6 if k == "slope" else meta[k] == wanted[k])
+            for k in MILES_FLAVOUR_KEYS
+        )
+
+    kept = [(p, meta) for p, meta in files if matches(meta)]
+    found = sorted({tuple(meta[k] for k in MILES_FLAVOUR_KEYS) for _, meta in files})
+    listing = "; ".join(
+        describe_flavour(dict(zip(MILES_FLAVOUR_KEYS, f))) + (f" (tail {f[-1]!r})" if f[-1] else "") for f in found
+    )
+    asked = {k: v for k, v in wanted.items() if v is not None}
+    if not kept:
+        raise InputError(f"{directory}: no MILES SSPs of the configured flavour {asked}; the folder has: {listing}")
+    flavours = sorted({tuple(meta[k] for k in MILES_FLAVOUR_KEYS) for _, meta in kept})
+    if len(flavours) > 1:
+        raise InputError(
+            f"{directory}: the folder mixes MILES flavours ({listing}); choose one with the keys "
+            f"{list(MILES_FLAVOUR_KEYS)} of the miles_fits section"
+        )
+    index = {(meta["alpha"], round(meta["metallicity"], 2), round(meta["age"], 4)): p for p, meta in kept}
+    return index, dict(zip(MILES_FLAVOUR_KEYS, flavours[0]))
+
+
+def miles_grid(directory: str | Path, **flavour) -> dict:
+    """The ages, [M/H] and alpha flavours a MILES folder holds (of one flavour), without reading the spectra."""
+    index, chosen = _miles_index(Path(directory), flavour)
+    return {
+        "ages_gyr": sorted({k[2] for k in index}),
+        "metallicities": sorted({k[1] for k in index}),
+        "alphas": sorted({k[0] for k in index}, key=str),
+        "flavour": chosen,
+    }
+
+
+def _crop_to_miles_range(flux: np.ndarray, wavelength: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """E-MILES and other extended libraries: keep the MILES optical range (3540.5-7409.6 A), where the resolution
+    is MILES's 2.51 A; spectra inside that range are kept whole."""
+    keep = (wavelength >= MILES_WAVELENGTH[0] - 1e-6) & (wavelength <= MILES_WAVELENGTH[-1] + 1e-6)
+    if keep.all() or not keep.any():
+        return flux, wavelength
+    return flux[..., keep], wavelength[keep]
+
+
 def load_miles_fits(
     directory: str | Path,
-    ages_gyr: Sequence[float],
-    metallicities: Sequence[float],
+    ages_gyr: Sequence[float] | None,
+    metallicities: Sequence[float] | None,
     alpha_models: str | Sequence[float] = BASE_ALPHA,
+    **flavour,
 ) -> xr.Dataset:
-    """Read a (alpha?, metallicity, age) grid of MILES BaSTI KU1.30 SSPs from a folder of FITS files."""
+    """Read a (alpha?, metallicity, age) grid of MILES SSPs of one flavour from a folder of FITS files.
+
+    ``flavour``: library (M, E, ...), imf (ku, un, bi, ...), slope, isochrone (T, P) and suffix; a key left out or
+    None takes the folder's only value (an error names the flavours when the folder mixes them). The default
+    flavour is the seed's BaSTI KU1.30 MILES models. ``ages_gyr`` / ``metallicities`` None: every one the folder has.
+    Extended libraries (E-MILES) are cut to the MILES optical range.
+    """
     directory = Path(directory)
     if not directory.is_dir():
         raise InputError(f"{directory}: MILES FITS folder does not exist (config key ssp.miles_fits.directory)")
-    index = {}
-    for path in sorted(directory.glob("*.fits")):
-        meta = parse_miles_fits_name(path.name)
-        if (
-            meta
-            and meta["imf"] == "ku"
-            and abs(meta["slope"] - KROUPA_UNIVERSAL_SLOPE) < 1e-6
-            and meta["isochrone"] == "T"
-        ):
-            index[(meta["alpha"], round(meta["metallicity"], 2), round(meta["age"], 4))] = path
-    if not index:
-        raise InputError(
-            f"{directory}: no MILES BaSTI KU1.30 SSP files found (expected names like {miles_fits_name(10.0, 0.06)})"
-        )
+    # no flavour named: the seed's models, with whatever tail the files carry
+    wanted = {**DEFAULT_FLAVOUR, "suffix": None} if not flavour else {k: flavour.get(k) for k in MILES_FLAVOUR_KEYS}
+    index, chosen = _miles_index(directory, wanted)
+    ages_gyr = sorted({k[2] for k in index}) if ages_gyr is None else list(ages_gyr)
+    metallicities = sorted({k[1] for k in index}) if metallicities is None else list(metallicities)
 
     alphas = [BASE_ALPHA] if alpha_models == BASE_ALPHA else [float(a) for a in alpha_models]
-    flux = np.empty((len(alphas), len(metallicities), len(ages_gyr), 0))
+    flux = None
     reference: tuple[Path, np.ndarray] | None = None
     for ia, alpha in enumerate(alphas):
         for im, met in enumerate(metallicities):
@@ -280,9 +374,9 @@ def load_miles_fits(
                 path = index.get((alpha, round(float(met), 2), round(float(age), 4)))
                 if path is None:
                     raise InputError(
-                        f"{directory / miles_fits_name(age, met, alpha)}: no such file for the requested age "
-                        f"{age} Gyr, [M/H] {met:+.2f}, [alpha/Fe] {alpha} (check ssp.ages_gyr, ssp.metallicities, "
-                        "ssp.alpha_models)"
+                        f"{directory / miles_fits_name(age, met, alpha, **chosen)}: no such file for the requested "
+                        f"age {age} Gyr, [M/H] {met:+.2f}, [alpha/Fe] {alpha} (check ssp.ages_gyr, "
+                        "ssp.metallicities, ssp.alpha_models)"
                     )
                 spectrum, wavelength = _read_miles_fits(path)
                 if reference is None:
@@ -296,19 +390,29 @@ def load_miles_fits(
                     )
                 flux[ia, im, it] = spectrum
 
-    assert reference is not None
-    attrs = _miles_attrs("miles_fits", f"MILES SSP FITS files from {directory}", alpha_models)
+    assert reference is not None and flux is not None
+    flux, wavelength = _crop_to_miles_range(flux, reference[1])
+    attrs = _miles_attrs("miles_fits", f"MILES SSP FITS files from {directory}", alpha_models, chosen)
+    if wavelength.size != reference[1].size:
+        attrs["wavelength_cut"] = (
+            f"{reference[1][0]:.1f}-{reference[1][-1]:.1f} A in the files, cut to the MILES range "
+            f"{wavelength[0]:.1f}-{wavelength[-1]:.1f} A"
+        )
     if alpha_models == BASE_ALPHA:
-        return ssp_dataset(flux[0], ages_gyr, metallicities, reference[1], alphas=None, attrs=attrs)
-    return ssp_dataset(flux, ages_gyr, metallicities, reference[1], alphas=alphas, attrs=attrs)
+        return ssp_dataset(flux[0], ages_gyr, metallicities, wavelength, alphas=None, attrs=attrs)
+    return ssp_dataset(flux, ages_gyr, metallicities, wavelength, alphas=alphas, attrs=attrs)
 
 
-def _miles_attrs(source: str, detail: str, alpha_models) -> dict:
+def _miles_attrs(source: str, detail: str, alpha_models, flavour: dict | None = None) -> dict:
+    flavour = flavour or DEFAULT_FLAVOUR
+    imf = MILES_IMFS.get(flavour["imf"], flavour["imf"])
     attrs = {
         "source": source,
         "source_detail": detail,
-        "imf": "Kroupa universal, slope 1.30 (MILES KU1.30)",
-        "isochrones": "BaSTI (MILES 'T' models)",
+        "library": MILES_LIBRARIES.get(flavour["library"], flavour["library"]),
+        "imf": f"{imf}, slope {flavour['slope']:.2f} (MILES {flavour['imf'].upper()}{flavour['slope']:.2f})",
+        "isochrones": f"{MILES_ISOCHRONES.get(flavour['isochrone'], flavour['isochrone'])} "
+        f"(MILES '{flavour['isochrone']}' models)",
         "resolution_fwhm_angstrom": MILES_FWHM_ANGSTROM,
         "flux_units": FLUX_UNITS,
         "wavelength_medium": "air",
@@ -418,7 +522,9 @@ def load_library(ssp_config: dict, progress: bool = True) -> xr.Dataset:
     if source == "milespy":
         return load_milespy(ssp_config["milespy"]["repository"], ages, mets, ssp_config["alpha_models"])
     if source == "miles_fits":
-        return load_miles_fits(ssp_config["miles_fits"]["directory"], ages, mets, ssp_config["alpha_models"])
+        cfg = ssp_config["miles_fits"]
+        flavour = {k: cfg.get(k) for k in MILES_FLAVOUR_KEYS}
+        return load_miles_fits(cfg["directory"], ages, mets, ssp_config["alpha_models"], **flavour)
     raise InputError(f"ssp.source: unknown source {source!r}")
 
 
