@@ -47,6 +47,7 @@ include: "workflow/rules/chem.smk"
 include: "workflow/rules/posterior.smk"
 include: "workflow/rules/baselines.smk"
 include: "workflow/rules/observed.smk"
+include: "workflow/rules/ssp_systematic.smk"
 
 
 rule all:

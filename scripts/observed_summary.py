@@ -17,7 +17,8 @@ def main(smk):
     ppxf = dict(np.load(smk.input.ppxf))
     checks = json.loads(open(smk.input.checks).read())
     rec = Reconstructor.from_files(smk.input.grid, smk.input.sfh, ends=smk.params.reconstruction_ends)
-    summary = summarise(smk.wildcards.galaxy, prepared, samples, names, ppxf, checks, rec, dict(smk.output))
+    cross = json.loads(open(smk.input.cross_library).read()) if "cross_library" in smk.input.keys() else None
+    summary = summarise(smk.wildcards.galaxy, prepared, samples, names, ppxf, checks, rec, dict(smk.output), cross)
     write_json(summary, smk.output.summary)
 
 

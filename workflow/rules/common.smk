@@ -267,3 +267,18 @@ def observed_npe_settings(wildcards):
     out = npe_settings(OBSERVED_FAMILY_WILDCARDS)
     out.pop("noise")
     return out
+
+
+# --- the SSP-library systematic ---------------------------------------------------------------------------
+
+#: where miles_models_fetch unpacks ppxf 8.1.0's MILES models; a configured folder elsewhere is the user's own
+MILES_FETCH_DIRECTORY = "resources/miles_models/ppxf-8.1.0"
+
+
+def observed_systematic_input():
+    """The observed family's cross-library test as an input of observed_summary, when observed.ssp_systematic."""
+    if not config["observed"]["ssp_systematic"]:
+        return {}
+    return {
+        "cross_library": f"results/evaluation/{config['observed']['family']}/cross_library.json"
+    }

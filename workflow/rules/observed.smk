@@ -94,12 +94,14 @@ rule observed_posterior:
 rule observed_summary:
     """The galaxy's table, corner plot, mass assembly, reconstruction and summary.json."""
     input:
+        **observed_systematic_input(),
         prepared=rules.observed_prepare.output.prepared,
         ppxf=rules.observed_ppxf.output.fit,
         samples=rules.observed_posterior.output.samples,
         checks=rules.observed_posterior.output.checks,
         grid="results/ssp/ssp_grid.nc",
         sfh=f"results/sfh/{OBSERVED_FAMILY}.nc",
+        # the SSP-library systematic (rule cross_library), unless observed.ssp_systematic is false
     output:
         summary="results/observed/{galaxy}/summary.json",
         csv="results/observed/{galaxy}/posterior_table.csv",
