@@ -593,3 +593,50 @@ def test_a_bad_observed_file_stops_with_one_message(repo_root, tiny_workdir, tmp
     assert not (tiny_workdir / "results/observed/broken").exists() or not any(
         (tiny_workdir / "results/observed/broken").iterdir()
     )
+
+
+@pytest.mark.slow
+def test_the_ssp_systematic_of_a_library_against_itself_is_zero(repo_root, tiny_workdir, tmp_path):
+    """The tiny run's own FASTAR SSPs written as MILES-named files: ssp_systematic finds no residual and no bias.
+
+    (Last in this file: its plots are not in the report the test above builds.)"""
+    import xarray as xr
+    from astropy.io import fits
+
+    from galaxy_sbi.spectra.ssp import miles_fits_name
+
+    folder = tmp_path / "miles"
+    folder.mkdir()
+    with xr.open_dataset(tiny_workdir / "results/ssp/ssp_library.nc") as lib:
+        wave = lib.wavelength.values
+        for met in lib.metallicity.values:
+            for age in lib.age.values:
+                header = fits.Header()
+                header["CRVAL1"], header["CDELT1"], header["CRPIX1"] = float(wave[0]), float(wave[1] - wave[0]), 1.0
+                flux = lib.flux.sel(metallicity=met, age=age).values
+                fits.PrimaryHDU(flux, header=header).writeto(folder / miles_fits_name(float(age), float(met)))
+    cfg = tmp_path / "systematic.yaml"
+    cfg.write_text(f"ssp_systematic:\n  miles: {{directory: '{folder}'}}\n  n_samples: 20\n")
+    result = snakemake(
+        repo_root,
+        tiny_workdir,
+        "--nolock",
+        "--cores",
+        "2",
+        "--configfile",
+        *tiny_configs(repo_root, tiny_workdir),
+        str(cfg),
+        "--",
+        "ssp_systematic",
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    comparison = json.loads((tiny_workdir / "results/ssp/fastar_vs_miles.json").read_text())
+    assert comparison["rms_residual_percent_max"] < 0.05  # FASTAR re-synthesised at the same ages and IMF
+    assert abs(comparison["luminosity_ratio_median"] - 1) < 1e-3
+    cross = json.loads((tiny_workdir / "results/evaluation/nonparametric/cross_library.json").read_text())
+    assert cross["metallicity_cells"] == [-0.2, 0.0] and cross["n_test"] > 0
+    for setting in cross["results"].values():
+        for label in setting["systematic"].values():
+            assert abs(label["bias_miles_minus_fastar"]) < 1e-3
+    for png in ("results/ssp/fastar_vs_miles.png", "results/evaluation/nonparametric/cross_library.png"):
+        assert (tiny_workdir / png).stat().st_size > 10_000

@@ -356,7 +356,8 @@ def summarise(
     if systematic["measured"]:
         b = systematic["bias_miles_minus_fastar"]
         sys_note = (
-            f"SSP-library systematic ({systematic['setting']}, MILES − FASTAR spectra through this model): "
+            f"SSP-library systematic (MILES − FASTAR test spectra through the family's posterior, "
+            f"{systematic['setting'].replace('snr', 'S/N ')}): "
             f"t50 {b['t50']:+.1f} Gyr, [M/H] {b.get('metallicity', float('nan')):+.2f} dex"
         )
     else:
