@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..spectra.latents import LINE_INDICES
-from .style import label_title, save, use_style
+from .style import label_title, name_above, save, use_style
 
 
 def _shade_lick(ax, names):
@@ -14,17 +14,7 @@ def _shade_lick(ax, names):
     for name in names:
         lo, hi = LINE_INDICES[name][0]
         ax.axvspan(lo, hi, color="C1", alpha=0.15, lw=0, zorder=0)
-        ax.text(
-            0.5 * (lo + hi),
-            1.02,
-            name,
-            transform=ax.get_xaxis_transform(),
-            rotation=90,
-            ha="center",
-            va="bottom",
-            fontsize=7,
-            color="0.3",
-        )
+        name_above(ax, 0.5 * (lo + hi), name)
 
 
 def plot_library_residuals(ds, path, ages=(0.1, 1.0, 3.1623, 10.0), metallicity=0.0):

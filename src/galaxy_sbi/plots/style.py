@@ -51,17 +51,22 @@ def mark_features(ax, features=SPECTRAL_FEATURES, label=True):
         if lo < wave < hi:
             ax.axvline(wave, color="0.6", lw=0.6, ls=":", zorder=0)
             if label:
-                ax.text(
-                    wave,
-                    1.02,
-                    name,
-                    transform=ax.get_xaxis_transform(),
-                    rotation=90,
-                    ha="center",
-                    va="bottom",
-                    fontsize=7,
-                    color="0.3",
-                )
+                name_above(ax, wave, name)
+
+
+def name_above(ax, wave: float, name: str):
+    """A feature's name, vertical, just above the axes at its wavelength."""
+    ax.text(
+        wave,
+        1.02,
+        name,
+        transform=ax.get_xaxis_transform(),
+        rotation=90,
+        ha="center",
+        va="bottom",
+        fontsize=7,
+        color="0.3",
+    )
 
 
 def panel_grid(d: int, ncols: int = 4, size=(3.2, 3.0)):
