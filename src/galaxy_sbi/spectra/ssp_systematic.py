@@ -17,8 +17,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import InputError
-from .latents import LINE_INDICES, equivalent_width
-from .realism import add_noise
+from .latents import LINE_INDICES, equivalent_width, noisy_latents
 from .ssp import interpolate_library, synthesize_fastar
 from .synth import build_cell, cell_name
 
@@ -195,7 +194,7 @@ def cross_library_test(
                 x = encoder.encode(flux, batch_size=batch_size)[0]
             else:  # the same noise draw for both libraries: the difference is the library's
                 snr = float(setting[3:])
-                x = encoder.encode(add_noise(flux, snr, np.random.default_rng(seed + int(snr))), batch_size)[0]
+                x = noisy_latents(encoder, flux, snr, seed + int(snr), batch_size)
             r = evaluate_posterior(post, x, labels, n_samples, seed=seed, joint=setting == "clean")
             out["results"][setting][name] = r["metrics"]
             arrays[(setting, name)] = {
