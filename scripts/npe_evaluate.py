@@ -18,6 +18,7 @@ def main(smk):
         smk.wildcards.family,
         smk.output,
         encode_batch_size=runtime(smk, "evaluation")["encode_batch_size"],
+        off_grid_path=smk.input.off_grid,
     )
     with open(smk.output.metrics, "w") as f:
         json.dump(metrics, f, indent=1)

@@ -9,8 +9,12 @@ from galaxy_sbi.workflow import run_script, runtime
 
 def main(smk):
     cfg, seed = smk.params.spectra, smk.params.seed
-    with xr.open_dataset(smk.input.sfh) as sfh, xr.open_dataset(smk.input.grid) as grid:
-        cube = build_cell(sfh.load(), grid.load(), smk.wildcards.cell, cfg, seed)
+    with (
+        xr.open_dataset(smk.input.sfh) as sfh,
+        xr.open_dataset(smk.input.grid) as grid,
+        xr.open_dataset(smk.input.library) as library,
+    ):
+        cube = build_cell(sfh.load(), grid.load(), smk.wildcards.cell, cfg, seed, library=library.load())
     cube.attrs.update(
         provenance_attrs(
             {"spectra": cfg, "seed": seed}, stage=f"spectra_cell {smk.wildcards.family} {smk.wildcards.cell}"

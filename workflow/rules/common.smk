@@ -98,8 +98,11 @@ def sfh_settings(wildcards):
     """The values one family's SFH file depends on (the other family's section is not among them)."""
     sfh = config["sfh"]
     out = pick(sfh, "stellar_mass", "percentiles", wildcards.family)
-    if wildcards.family == "nonparametric":
-        out["seed"] = config["seed"]  # drawn; the parametric grid is not
+    if (
+        wildcards.family == "nonparametric"
+        or sfh["parametric"]["sampling"] == "continuous"
+    ):
+        out["seed"] = config["seed"]  # drawn; the parametric lattice is not
     return out
 
 
@@ -111,7 +114,7 @@ def spectra_files(wildcards):
 def family_size(family):
     """Number of spectra of a family (known before any job runs)."""
     if family == "parametric":
-        n_sfh = len(parametric_grid(config["sfh"]["parametric"])[1])
+        n_sfh = len(parametric_grid(config["sfh"]["parametric"], config["seed"])[1])
     else:
         n_sfh = config["sfh"]["nonparametric"]["n_per_cell"]
     return n_sfh * len(SPECTRA_CELLS)

@@ -69,6 +69,7 @@ rule npe_evaluate:
         latents="results/latents/{family}.nc",
         encoder="results/encoder/{family}/encoder.ckpt",
         cubes=spectra_files,
+        off_grid=rules.off_grid_test_set.output.cube,
     output:
         metrics="results/evaluation/{family}/metrics.json",
         summary="results/evaluation/{family}/posterior_summary.nc",
@@ -97,6 +98,21 @@ rule npe_evaluate:
             caption="../report/posterior_snr.rst",
             category="4. Posteriors",
         ),
+        accuracy_off_grid=report(
+            "results/evaluation/{family}/accuracy_off_grid.png",
+            caption="../report/posterior_off_grid.rst",
+            category="4. Posteriors",
+        ),
+        coverage_off_grid=report(
+            "results/evaluation/{family}/coverage_off_grid.png",
+            caption="../report/posterior_off_grid.rst",
+            category="4. Posteriors",
+        ),
+        degraded=report(
+            "results/evaluation/{family}/degraded.png",
+            caption="../report/posterior_degraded.rst",
+            category="4. Posteriors",
+        ),
     log:
         "logs/npe_evaluate/{family}.log",
     benchmark:
@@ -109,7 +125,7 @@ rule npe_evaluate:
         mem_mb=family_memory_mb,
         runtime=120,
     params:
-        evaluation=pick(EVALUATION, "n_samples", "seed", "snr"),
+        evaluation=pick(EVALUATION, "n_samples", "seed", "snr", "degraded"),
         seed=config["seed"],
         npe_noise=lambda wildcards: npe_noise(wildcards.family),
     script:
@@ -167,6 +183,9 @@ rule posterior:
                 "sbc.png",
                 "tarp.png",
                 "accuracy_vs_snr.png",
+                "accuracy_off_grid.png",
+                "coverage_off_grid.png",
+                "degraded.png",
                 "reconstruction.json",
                 "reconstruction.png",
                 "reconstruction_rms.png",

@@ -33,6 +33,8 @@ rule spectra_cell:
     input:
         sfh=rules.sfh.output.sfh,
         grid=rules.ssp_interpolate.output.grid,
+        # the native models: spectra at continuous [M/H] (spectra.metallicity_sampling)
+        library=rules.ssp_library.output.library,
     output:
         cube="results/spectra/{family}/{cell}.nc",
     log:
@@ -51,6 +53,36 @@ rule spectra_cell:
         seed=config["seed"],
     script:
         "../../scripts/spectra_cell.py"
+
+
+rule off_grid_test_set:
+    """Test spectra off the training lattice: each its own SFH drawn from the family's prior and its own continuous
+    [M/H], linear between the native SSPs (the evaluation's headline set).
+    """
+    input:
+        library=rules.ssp_library.output.library,
+    output:
+        cube="results/spectra/{family}/off_grid_test.nc",
+    log:
+        "logs/off_grid_test_set/{family}.log",
+    benchmark:
+        bench("off_grid_test_set/{family}")
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=20,
+    params:
+        sfh=lambda wildcards: {
+            k: v for k, v in sfh_settings(wildcards).items() if k != "seed"
+        },
+        interpolate=config["ssp"]["interpolate"],
+        spectra=without_runtime("spectra"),
+        n_spectra=config["evaluation"]["off_grid"]["n_spectra"],
+        seed=config["seed"],
+    script:
+        "../../scripts/off_grid_test_set.py"
 
 
 rule spectra_plots:

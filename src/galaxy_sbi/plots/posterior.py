@@ -115,6 +115,33 @@ def plot_accuracy_vs_snr(snr_metrics: dict, names, path, title: str = "") -> Pat
     return save(fig, path)
 
 
+def plot_degraded_grid(settings: list[dict], names, path, title: str = "", bar: float = 0.05) -> Path:
+    """Heat maps over (fixed degradation x label): R² of the posterior mean, and the largest coverage deviation,
+    the cells within the bar outlined."""
+    import seaborn as sns
+
+    use_style()
+    rows = [s["name"] for s in settings]
+    cols = [label_title(n) for n in names]
+    r2 = np.array([[s["labels"][n]["r2"] for n in names] for s in settings])
+    dev = np.array([[s["coverage_max_abs_deviation"].get(n, np.nan) for n in names] for s in settings])
+    fig, axes = plt.subplots(1, 2, figsize=(2.0 + 1.15 * len(names) * 2, 1.2 + 0.42 * len(rows)), layout="constrained")
+    common = {"annot": True, "linewidths": 0.5, "linecolor": "white", "xticklabels": cols, "annot_kws": {"size": 7}}
+    sns.heatmap(r2, ax=axes[0], cmap="viridis", vmin=0.0, vmax=1.0, fmt=".2f", yticklabels=rows, **common)
+    axes[0].set_title("R² of the posterior mean (colour clipped at 0)")
+    sns.heatmap(
+        dev, ax=axes[1], cmap="Reds", vmin=0.0, vmax=max(0.3, np.nanmax(dev)), fmt=".2f", yticklabels=False, **common
+    )
+    for i, j in zip(*np.nonzero(dev <= bar)):
+        axes[1].add_patch(plt.Rectangle((j, i), 1, 1, fill=False, edgecolor="k", lw=1.5))
+    axes[1].set_title(f"max |empirical − nominal| coverage (outlined: ≤ {bar:g})")
+    for ax in axes:
+        ax.tick_params(axis="x", rotation=0, labelsize=8)
+        ax.tick_params(axis="y", labelsize=8)
+    fig.suptitle(title, fontsize=10)
+    return save(fig, path)
+
+
 def plot_reconstruction(wavelength, examples: list[dict], path, title: str = "") -> Path:
     """Input vs reconstructed spectra (posterior mean + 16-84 % band), residuals below each."""
     use_style()

@@ -180,6 +180,7 @@ def evaluate_posterior(
     batch: int = 250,
     joint: bool = True,
     keep_samples: bool = False,
+    dequantise: bool = True,
 ) -> dict:
     """Posterior summaries and calibration of a labelled set, processed in batches of observations.
 
@@ -187,7 +188,8 @@ def evaluate_posterior(
     credibility of the truth, and ``calibration_truth``) and the metrics dict (point metrics of the mean,
     coverage per label and joint, order-violation fraction of the samples). Labels the posterior was trained
     dequantised are judged, for calibration only, against truths spread over their grid cells (seeded); the
-    point metrics compare the mean with the grid value."""
+    point metrics compare the mean with the grid value. ``dequantise=False``: the truths are continuous (an off-grid
+    set), judged as they are."""
     from ..inference.calibration import (
         coverage_band,
         credibility_hpd_samples,
@@ -199,7 +201,7 @@ def evaluate_posterior(
     names = post.names
     x, labels = np.asarray(x), np.asarray(labels, float)
     n, d = labels.shape
-    truth = post.dequantise_labels(labels, np.random.default_rng(seed))
+    truth = post.dequantise_labels(labels, np.random.default_rng(seed)) if dequantise else labels
     qs = np.array([2.5, 16, 50, 84, 97.5])
     mean, std = np.empty((n, d)), np.empty((n, d))
     quant = np.empty((len(qs), n, d))
@@ -234,7 +236,7 @@ def evaluate_posterior(
         "binomial_band_95": {"low": lo.tolist(), "high": hi.tolist()},
         "definition": "per label: central credible interval of the samples; joint: HPD region of the flow density",
     }
-    if post.grids:
+    if post.grids and dequantise:
         metrics["coverage"]["dequantised"] = (
             f"{', '.join(post.grids)}: trained spread over their grid cells; "
             "the truths are spread the same way (randomised PIT)"

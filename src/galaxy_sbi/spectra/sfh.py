@@ -199,21 +199,48 @@ def linexp_parameters(
     return p[:, 0], np.exp(p[:, 1])
 
 
-def parametric_grid(cfg: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def parametric_grid(cfg: dict, seed: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(time, t0, tau) of the configured linear-exponential grid; every `thin`-th t0 and log tau are kept.
 
-    The t0 x tau product is ordered t0-major: SFH index i = i_t0 * n_tau + i_tau.
+    The t0 x tau product is ordered t0-major: SFH index i = i_t0 * n_tau + i_tau. With ``sampling: continuous``
+    each SFH's t0 and log10 tau are drawn uniformly within its lattice cell (half-way to the neighbouring nodes, the
+    lattice's ends the range's; seeded by ``seed``), a stratified sample of the continuous prior.
     """
     time = linear_grid(**cfg["time_gyr"])
     t0 = linear_grid(**cfg["t0_gyr"])[:: cfg["thin"]]
     log_tau = linear_grid(**cfg["log10_tau_gyr"])[:: cfg["thin"]]
-    t0_all, log_tau_all = np.meshgrid(t0, log_tau, indexing="ij")
-    return time, t0_all.ravel(), 10.0 ** log_tau_all.ravel()
+    t0_all, log_tau_all = (a.ravel() for a in np.meshgrid(t0, log_tau, indexing="ij"))
+    if cfg.get("sampling", "lattice") == "continuous":
+        if seed is None:
+            raise ValueError("sfh.parametric.sampling: continuous needs a seed")
+        rng = np.random.default_rng(derived_seed(seed, "sfh", "parametric"))
+        t0_all = jitter_within_cells(t0_all, t0, rng)
+        log_tau_all = jitter_within_cells(log_tau_all, log_tau, rng)
+    return time, t0_all, 10.0**log_tau_all
 
 
-def make_parametric(cfg: dict, stellar_mass: float, percentiles: Sequence[int] = DEFAULT_PERCENTILES) -> xr.Dataset:
-    """The linear-exponential SFH grid with exact cumulative masses and interpolated percentiles."""
-    time, t0, tau = parametric_grid(cfg)
+def cell_edges(nodes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted nodes and their cells' (low, high): half-way to the neighbours, the end cells stopping at the end
+    nodes (so a draw never leaves the nodes' range)."""
+    g = np.unique(np.asarray(nodes, float))
+    if len(g) == 1:
+        return g, g.copy(), g.copy()
+    mid = 0.5 * (g[1:] + g[:-1])
+    return g, np.concatenate([[g[0]], mid]), np.concatenate([mid, [g[-1]]])
+
+
+def jitter_within_cells(values, nodes, rng: np.random.Generator) -> np.ndarray:
+    """Each value (a node) replaced by a uniform draw within its node's cell (:func:`cell_edges`)."""
+    g, low, high = cell_edges(nodes)
+    idx = np.argmin(np.abs(np.asarray(values, float)[..., None] - g), axis=-1)
+    return low[idx] + (high[idx] - low[idx]) * rng.uniform(size=idx.shape)
+
+
+def linexp_sfhs(
+    time: np.ndarray, t0: np.ndarray, tau: np.ndarray, stellar_mass: float, percentiles: Sequence[int]
+) -> xr.Dataset:
+    """Linear-exponential SFHs at any (t0, tau) on the time grid: exact cumulative masses, interpolated percentiles."""
+    t0, tau = np.asarray(t0, float), np.asarray(tau, float)
     if np.any(t0 >= time[-1]):
         raise ValueError("every t0 must lie before the time of observation (the end of the time grid)")
     cum = linexp_cumulative(time, t0, tau)
@@ -228,6 +255,21 @@ def make_parametric(cfg: dict, stellar_mass: float, percentiles: Sequence[int] =
     ds["tau"] = ("sfh", tau, {"units": "Gyr", "long_name": "e-folding time tau"})
     ds.attrs["sfr_law"] = "SFR(t) = Theta(t - t0) ((t - t0)/tau) exp(-(t - t0)/tau), normalised to stellar_mass_msun"
     ds.attrs["cumulative_mass"] = "exact closed form tau [1 - (1 + x) e^-x], x = (t - t0)/tau, at the nodes"
+    return ds
+
+
+def make_parametric(
+    cfg: dict, stellar_mass: float, percentiles: Sequence[int] = DEFAULT_PERCENTILES, seed: int | None = None
+) -> xr.Dataset:
+    """The linear-exponential SFH grid (or its continuous, cell-stratified draw) with exact cumulative masses and
+    interpolated percentiles."""
+    time, t0, tau = parametric_grid(cfg, seed)
+    ds = linexp_sfhs(time, t0, tau, stellar_mass, percentiles)
+    ds.attrs["sampling"] = (
+        "continuous: t0 and log10 tau uniform within their lattice cells"
+        if cfg.get("sampling", "lattice") == "continuous"
+        else "lattice"
+    )
     ds.attrs["grid"] = (
         f"t0 {cfg['t0_gyr']} Gyr, log10 tau {cfg['log10_tau_gyr']}, every {cfg['thin']}-th value kept; "
         "SFH index = i_t0 * n_tau + i_tau"
@@ -418,7 +460,7 @@ def make_family(family: str, sfh_cfg: dict, seed: int, processes: int = 1, progr
     """The SFH product of one family from the `sfh:` config section."""
     percentiles = sfh_cfg["percentiles"]
     if family == "parametric":
-        return make_parametric(sfh_cfg["parametric"], sfh_cfg["stellar_mass"], percentiles)
+        return make_parametric(sfh_cfg["parametric"], sfh_cfg["stellar_mass"], percentiles, seed=seed)
     if family == "nonparametric":
         return make_nonparametric(
             sfh_cfg["nonparametric"], sfh_cfg["stellar_mass"], seed, percentiles, processes=processes, progress=progress

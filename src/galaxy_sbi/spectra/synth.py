@@ -245,8 +245,28 @@ def assign_split(n: int, fractions: dict, seed: int, family: str) -> np.ndarray:
     return split
 
 
-def build_cell(sfh: xr.Dataset, grid: xr.Dataset, cell: str, spectra_cfg: dict, seed: int) -> xr.Dataset:
-    """The labelled spectra cube of one family x ([M/H], [alpha/Fe]) cell."""
+def continuous_chemistry(grid: xr.Dataset, metallicity: float, alpha: float | None, n: int, seed: int, family: str):
+    """Per-spectrum [M/H] (and [alpha/Fe]) uniform within the cell of the grid (sfh.cell_edges), seeded per cell."""
+    from .sfh import cell_edges
+
+    rng = np.random.default_rng(derived_seed(seed, "metallicity_sampling", family, cell_name(metallicity, alpha)))
+    out = []
+    for dim, value in (("metallicity", metallicity), ("alpha", alpha)):
+        if value is None:
+            out.append(None)
+            continue
+        g, low, high = cell_edges(grid[dim].values)
+        i = int(np.argmin(np.abs(g - value)))
+        out.append(rng.uniform(low[i], high[i], n))
+    return out
+
+
+def build_cell(
+    sfh: xr.Dataset, grid: xr.Dataset, cell: str, spectra_cfg: dict, seed: int, library: xr.Dataset | None = None
+) -> xr.Dataset:
+    """The labelled spectra cube of one family x ([M/H], [alpha/Fe]) cell. With ``metallicity_sampling:
+    continuous`` every spectrum's [M/H] (and [alpha/Fe]) is drawn within the cell and synthesised from the native
+    ``library`` (linear between its models, as ``grid`` was made)."""
     metallicity, alpha = parse_cell(cell)
     ssps = cell_ssps(grid, metallicity, alpha)
     native_ages = ssps["age"].values
@@ -259,15 +279,25 @@ def build_cell(sfh: xr.Dataset, grid: xr.Dataset, cell: str, spectra_cfg: dict, 
             f"{max(below.max(), above.max()):.3g}); set spectra.age_edges: clamp to use the edge SSPs"
         )
     start = _time.perf_counter()
-    flux, norm = forward(W, ssps.values, spectra_cfg["normalisation"], float(sfh.attrs["stellar_mass_msun"]))
-    log.info("forward model: %d spectra in %.2f s", len(flux), _time.perf_counter() - start)
-
     family = sfh.attrs["family"]
     n = sfh.sizes["sfh"]
+    mass = float(sfh.attrs["stellar_mass_msun"])
+    continuous = spectra_cfg.get("metallicity_sampling", "cells") == "continuous"
+    if continuous:
+        from .off_grid import continuous_spectra
+
+        if library is None:
+            raise ValueError("metallicity_sampling: continuous needs the native SSP library")
+        mets, alphas = continuous_chemistry(grid, metallicity, alpha, n, seed, family)
+        flux, norm = continuous_spectra(W, library, mets, alphas, spectra_cfg["normalisation"], mass)
+    else:
+        mets = np.full(n, metallicity)
+        alphas = None if alpha is None else np.full(n, alpha)
+        flux, norm = forward(W, ssps.values, spectra_cfg["normalisation"], mass)
+    log.info("forward model: %d spectra in %.2f s", len(flux), _time.perf_counter() - start)
+
     names = list(sfh["label_name"].values) + ["metallicity"] + (["alpha"] if alpha is not None else [])
-    labels = np.column_stack(
-        [sfh["percentiles"].values, np.full(n, metallicity)] + ([np.full(n, alpha)] if alpha is not None else [])
-    )
+    labels = np.column_stack([sfh["percentiles"].values, mets] + ([alphas] if alpha is not None else []))
     wave = ssps["wavelength"]
     flux_attrs = (
         {"units": "1", "long_name": "spectrum divided by its median (flux_norm)"}
@@ -324,7 +354,11 @@ def build_cell(sfh: xr.Dataset, grid: xr.Dataset, cell: str, spectra_cfg: dict, 
                 assign_split(n, spectra_cfg["split"], seed, family),
                 {"long_name": "train / validation / test, assigned once per SFH index (the same in every cell)"},
             ),
-            "metallicity": ((), metallicity, {"units": "dex", "long_name": "[M/H]"}),
+            "metallicity": (
+                (),
+                metallicity,
+                {"units": "dex", "long_name": "[M/H] of the cell" + (" (its centre)" if continuous else "")},
+            ),
         },
     )
     if alpha is not None:
@@ -345,6 +379,10 @@ def build_cell(sfh: xr.Dataset, grid: xr.Dataset, cell: str, spectra_cfg: dict, 
             "normalisation": spectra_cfg["normalisation"],
             "split_fractions": str(spectra_cfg["split"]),
             "has_alpha_axis": int(alpha is not None),
+            "metallicity_sampling": "continuous: [M/H] (and [alpha/Fe]) of every spectrum uniform within the cell, "
+            "linear between the native SSP models"
+            if continuous
+            else "cells: every spectrum at the cell's values",
             "ssp_source": grid.attrs.get("source", "?"),
             "ssp_clamped": grid.attrs.get("clamped", "none"),
         }
