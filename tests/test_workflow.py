@@ -312,12 +312,27 @@ def test_tiny_run_builds_the_posterior_stage(repo_root, tiny_workdir):
     assert rec["n_test"] == len(rec["rms_per_spectrum"]) > 0 and rec["rms_true_percentiles"]["median"] < 0.05
     assert (tmp_path / "results/npe/parametric/posterior_linexp.pt").exists() and not (tmp_path / "sbi-logs").exists()
     assert (ev / "posterior_summary.nc").is_file()
-    # the default trains on noisy copies too, and on the grid-valued theta spread over their cells
+    # the default trains on noisy copies too, on continuous (t0, tau, [M/H]): nothing is dequantised
     training = json.loads((tmp_path / "results/npe/parametric/training_linexp.json").read_text())
     with xr.open_dataset(tmp_path / "results/latents/parametric.nc") as lat:
         n_fit = int((lat["split"].values.astype(str) != "test").sum())
+        assert len(np.unique(lat["labels"].sel(parameter="metallicity").values)) == lat.sizes["sample"]
     assert training["noise"]["enabled"] and training["n_train"] == 2 * n_fit  # clean + one noisy copy
-    assert set(training["dequantised"]) == {"metallicity", "t0", "log10_tau"} and "dequantised" in metrics["coverage"]
+    assert training["dequantised"] == {} and "dequantised" not in metrics["coverage"]
+    # the headline is the off-grid set; the fixed degradations beside it
+    off = metrics["off_grid"]
+    assert off["n_test"] == 40 and metrics["headline"]["test_set"] == "off_grid"
+    assert (
+        metrics["r2_t50"] == off["labels"]["t50"]["r2"] and metrics["r2_t50_on_grid"] == metrics["labels"]["t50"]["r2"]
+    )
+    names = [d["name"] for d in metrics["degraded"]["settings"]]
+    assert names == ["S/N 20, σ 250", "S/N 20, σ 250, < 3800 Å masked"]
+    assert (
+        "linear-exponential" in metrics["assumptions"]["posterior"]
+        and "no [alpha/Fe]" in metrics["assumptions"]["alpha_axis"]
+    )
+    for png in ("accuracy_off_grid.png", "coverage_off_grid.png", "degraded.png"):
+        assert (ev / png).stat().st_size > 10_000
     assert not json.loads((tmp_path / "results/npe/nonparametric/training_naive.json").read_text())["noise"]["enabled"]
     for png in targets[3:]:
         assert (tmp_path / png).stat().st_size > 10_000
@@ -640,3 +655,30 @@ def test_the_ssp_systematic_of_a_library_against_itself_is_zero(repo_root, tiny_
             assert abs(label["bias_miles_minus_fastar"]) < 1e-3
     for png in ("results/ssp/fastar_vs_miles.png", "results/evaluation/nonparametric/cross_library.png"):
         assert (tiny_workdir / png).stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_matched_and_conditioned_posteriors_at_the_fixed_degradations(repo_root, tiny_workdir):
+    """The conditioning target on the tiny run: every fixed setting through the three posteriors."""
+    result = snakemake(
+        repo_root,
+        tiny_workdir,
+        "--nolock",
+        "--cores",
+        "2",
+        "--configfile",
+        *tiny_configs(repo_root, tiny_workdir),
+        "--",
+        "conditioning",
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = json.loads((tiny_workdir / "results/evaluation/nonparametric/conditioning.json").read_text())
+    with xr.open_dataset(tiny_workdir / "results/latents/nonparametric.nc") as lat:
+        n_fit = int((lat["split"].values.astype(str) != "test").sum())
+    assert out["matched"]["n_train_each"] == n_fit and out["conditioned"]["n_train"] == n_fit  # tiny: one copy
+    assert [r["name"] for r in out["settings"]] == ["S/N 20, σ 250", "S/N 20, σ 250, < 3800 Å masked"]
+    for row in out["settings"]:
+        for kind in ("amortised", "matched", "conditioned"):
+            assert 0 <= row[kind]["coverage_max_abs_deviation_all"] <= 1 and "t50" in row[kind]["r2"]
+    assert out["matched"]["compute_s"] > 0 and out["conditioned"]["compute_s"] > 0
+    assert (tiny_workdir / "results/evaluation/nonparametric/conditioning.png").stat().st_size > 10_000

@@ -162,6 +162,12 @@ def npe_settings(wildcards):
     return out
 
 
+def configured_npe_settings(wildcards):
+    """npe_settings of the family's configured parametrisation."""
+    kind = family_parametrisation(NPE["parametrisation"], wildcards.family)
+    return npe_settings(SimpleNamespace(family=wildcards.family, parametrisation=kind))
+
+
 def configured_posterior(wildcards_or_family):
     """The family's posterior in the configured parametrisation: the one the evaluation and reconstruction use."""
     family = getattr(wildcards_or_family, "family", wildcards_or_family)

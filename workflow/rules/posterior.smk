@@ -132,6 +132,39 @@ rule npe_evaluate:
         "../../scripts/npe_evaluate.py"
 
 
+rule conditioning_study:
+    """At the fixed degradations: the family's posterior against NPEs matched to each and one conditioned on them."""
+    input:
+        posterior=configured_posterior,
+        encoder="results/encoder/{family}/encoder.ckpt",
+        cubes=spectra_files,
+        off_grid=rules.off_grid_test_set.output.cube,
+    output:
+        summary="results/evaluation/{family}/conditioning.json",
+        png=report(
+            "results/evaluation/{family}/conditioning.png",
+            caption="../report/posterior_conditioning.rst",
+            category="4. Posteriors",
+        ),
+    log:
+        "logs/conditioning_study/{family}.log",
+    benchmark:
+        bench("conditioning_study/{family}")
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    threads: 2
+    resources:
+        mem_mb=family_memory_mb,
+        runtime=240,
+    params:
+        npe=configured_npe_settings,
+        evaluation=pick(EVALUATION, "n_samples", "seed", "degraded"),
+        conditioning=config["conditioning"],
+        seed=config["seed"],
+    script:
+        "../../scripts/conditioning_study.py"
+
+
 rule reconstruction:
     """Posterior labels -> cumulative mass -> SFH -> spectrum through the forward model; residual rms."""
     input:
@@ -190,6 +223,16 @@ rule posterior:
                 "reconstruction.png",
                 "reconstruction_rms.png",
             ],
+        ),
+
+
+rule conditioning:
+    """Target: matched against conditioned posteriors at the fixed degradations (conditioning.families)."""
+    input:
+        expand(
+            "results/evaluation/{family}/conditioning.{ext}",
+            family=config["conditioning"]["families"],
+            ext=["json", "png"],
         ),
 
 

@@ -22,6 +22,7 @@ from .latents import (
 )
 from .posterior import (
     plot_accuracy_vs_snr,
+    plot_conditioning,
     plot_degraded_grid,
     plot_posterior_accuracy,
     plot_posterior_coverage,
@@ -37,6 +38,7 @@ __all__ = [
     "label_title",
     "mark_features",
     "plot_accuracy_vs_snr",
+    "plot_conditioning",
     "plot_degraded_grid",
     "plot_example_posteriors",
     "plot_time_vs_error",

@@ -125,7 +125,7 @@ def plot_degraded_grid(settings: list[dict], names, path, title: str = "", bar: 
     cols = [label_title(n) for n in names]
     r2 = np.array([[s["labels"][n]["r2"] for n in names] for s in settings])
     dev = np.array([[s["coverage_max_abs_deviation"].get(n, np.nan) for n in names] for s in settings])
-    fig, axes = plt.subplots(1, 2, figsize=(2.0 + 1.15 * len(names) * 2, 1.2 + 0.42 * len(rows)), layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=(3.0 + 1.2 * len(names), 1.4 + 0.4 * len(rows)), layout="constrained")
     common = {"annot": True, "linewidths": 0.5, "linecolor": "white", "xticklabels": cols, "annot_kws": {"size": 7}}
     sns.heatmap(r2, ax=axes[0], cmap="viridis", vmin=0.0, vmax=1.0, fmt=".2f", yticklabels=rows, **common)
     axes[0].set_title("R² of the posterior mean (colour clipped at 0)")
@@ -138,6 +138,32 @@ def plot_degraded_grid(settings: list[dict], names, path, title: str = "", bar: 
     for ax in axes:
         ax.tick_params(axis="x", rotation=0, labelsize=8)
         ax.tick_params(axis="y", labelsize=8)
+    fig.suptitle(title, fontsize=10)
+    return save(fig, path)
+
+
+def plot_conditioning(study: dict, path, title: str = "", bar: float = 0.05) -> Path:
+    """Per fixed degradation: the largest coverage deviation and R²(t50) of the amortised, matched and conditioned
+    posteriors, their training compute in the legend."""
+    use_style()
+    rows = study["settings"]
+    xs = np.arange(len(rows))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.4), layout="constrained", sharex=True)
+    styles = {"amortised": ("0.5", "o"), "matched": ("C0", "s"), "conditioned": ("C3", "D")}
+    for kind, (color, marker) in styles.items():
+        label = kind
+        if kind in study and "compute_s" in study[kind]:
+            label += f" ({study[kind]['compute_s'] / 60:.1f} min to train)"
+        dev = [r[kind]["coverage_max_abs_deviation_all"] for r in rows]
+        r2 = [r[kind]["r2"]["t50"] for r in rows]
+        axes[0].plot(xs, dev, marker=marker, color=color, ls="-", lw=1, label=label)
+        axes[1].plot(xs, r2, marker=marker, color=color, ls="-", lw=1, label=kind)
+    axes[0].axhline(bar, color="k", ls="--", lw=1)
+    axes[0].set(ylabel="max |empirical − nominal| coverage (all labels)", ylim=(0, None), title="calibration")
+    axes[1].set(ylabel="R² of the posterior mean, t50", title="accuracy")
+    axes[0].legend(fontsize=8)
+    for ax in axes:
+        ax.set_xticks(xs, [r["name"].replace(", <", ",\n<") for r in rows], rotation=35, ha="right", fontsize=7)
     fig.suptitle(title, fontsize=10)
     return save(fig, path)
 
