@@ -347,7 +347,11 @@ RERUN_CASES = [
     ("ssp", "ssp: {fastar: {imf: salpeter}}", ["ssp_library"]),
     ("ssp", "ssp: {plot: {ages_gyr: [0.1, 13.0]}}", ["ssp_overview_plot"]),
     ("ssp", "ssp: {milespy: {repository: /elsewhere/MILES.hdf5}}", []),  # another source's setting
-    ("sfh", "sfh: {nonparametric: {tx_alpha: 4.0}}", ["results/sfh/nonparametric.nc"]),
+    (
+        "sfh",
+        "sfh: {nonparametric: {tx_alpha: 4.0}}",  # the prior of the training and of the off-grid SFHs
+        ["results/sfh/nonparametric.nc", "results/spectra/nonparametric/off_grid_test.nc"],
+    ),
     ("sfh", "sfh: {parametric: {thin: 24}}", ["results/sfh/parametric.nc"]),  # not the other family
     ("spectra", "spectra: {split: {train: 0.7, validation: 0.1, test: 0.2}}", ["spectra_cell"]),
     ("spectra", "spectra: {complevel: 0}", []),  # storage only

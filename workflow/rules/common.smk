@@ -106,6 +106,18 @@ def sfh_settings(wildcards):
     return out
 
 
+def off_grid_sfh_settings(wildcards):
+    """What a family's off-grid test SFHs depend on: its prior's ranges, not the training set's size or lattice."""
+    out = {k: v for k, v in sfh_settings(wildcards).items() if k != "seed"}
+    drop = {"parametric": ("thin", "sampling"), "nonparametric": ("n_per_cell",)}[
+        wildcards.family
+    ]
+    out[wildcards.family] = {
+        k: v for k, v in out[wildcards.family].items() if k not in drop
+    }
+    return out
+
+
 def spectra_files(wildcards):
     """Every cube of the job's family."""
     return [f"results/spectra/{wildcards.family}/{cell}.nc" for cell in SPECTRA_CELLS]

@@ -74,11 +74,9 @@ rule off_grid_test_set:
         mem_mb=3000,
         runtime=20,
     params:
-        sfh=lambda wildcards: {
-            k: v for k, v in sfh_settings(wildcards).items() if k != "seed"
-        },
+        sfh=off_grid_sfh_settings,
         interpolate=config["ssp"]["interpolate"],
-        spectra=without_runtime("spectra"),
+        spectra=pick(config["spectra"], "normalisation", "age_edges"),
         n_spectra=config["evaluation"]["off_grid"]["n_spectra"],
         seed=config["seed"],
     script:
