@@ -39,6 +39,9 @@ RULE_STAGES = (
     ("npe_train", "npe"),
     ("npe_", "evaluation"),
     ("reconstruction", "evaluation"),
+    ("off_grid_test_set", "evaluation"),  # the evaluation's headline test set
+    ("conditioning", "evaluation"),
+    ("cross_library", "ssp"),
     ("baselines", "baselines"),
     ("observed", "observed"),
     ("ssp", "ssp"),

@@ -46,8 +46,8 @@ def main(smk):
     plot_conditioning(
         out,
         smk.output.png,
-        f"{smk.wildcards.family}: {len(test_flux)} degraded off-grid test spectra; amortised, matched (one NPE per "
-        "setting) and conditioned (one NPE, the setting as input) posteriors",
+        f"{smk.wildcards.family}: {len(test_flux)} degraded off-grid test spectra (blue mask: rest frame < "
+        f"{p.evaluation['degraded']['blue_mask_below_angstrom']:g} Å); amortised, matched and conditioned posteriors",
     )
 
 

@@ -219,6 +219,10 @@ def test_dequantised_training_saves_its_grid(tmp_path):
     t0_cell = LabelParametrisation("linexp", NAMES, sfh_window=(0.0, 14.0)).to_theta(truth)[:, 0] - t0[350:]
     assert np.all(np.abs(t0_cell) <= 0.5 + 1e-6)
     assert "dequantised" in ev["metrics"]["coverage"]
+    # continuous (off-grid) truths are judged as they are: no spreading, no note
+    off = evaluate_posterior(loaded, x[350:], labels[350:], 30, seed=1, dequantise=False)
+    np.testing.assert_array_equal(off["arrays"]["calibration_truth"], labels[350:])
+    assert "dequantised" not in off["metrics"]["coverage"]
 
 
 def test_onecycle_schedule_learns_a_known_gaussian_posterior(rng):

@@ -163,7 +163,8 @@ def plot_conditioning(study: dict, path, title: str = "", bar: float = 0.05) -> 
     axes[1].set(ylabel="R² of the posterior mean, t50", title="accuracy")
     axes[0].legend(fontsize=8)
     for ax in axes:
-        ax.set_xticks(xs, [r["name"].replace(", <", ",\n<") for r in rows], rotation=35, ha="right", fontsize=7)
+        ticks = [r["name"].split(", <")[0] + (" + blue mask" if r.get("blue_mask") else "") for r in rows]
+        ax.set_xticks(xs, ticks, rotation=30, ha="right", fontsize=7)
     fig.suptitle(title, fontsize=10)
     return save(fig, path)
 
