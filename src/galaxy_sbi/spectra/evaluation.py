@@ -233,29 +233,39 @@ def posterior_summary(arr: dict, labels, rows, names, n_samples: int, family: st
     )
 
 
+def _plot_accuracy_and_coverage(result: dict, post: SpectraPosterior, labels, paths, titles, **sfh_band) -> None:
+    """The accuracy and coverage plots of one evaluated set; ``paths``/``titles``: (accuracy, coverage)."""
+    metrics, arr = result["metrics"], result["arrays"]
+    v = varying_columns(labels)
+    plots.plot_posterior_accuracy(
+        labels[:, v],
+        arr["mean"][:, v],
+        arr["std"][:, v],
+        [post.names[i] for i in v],
+        metrics["labels"],
+        paths[0],
+        titles[0],
+    )
+    levels = arr["levels"]
+    n = len(labels)
+    plots.plot_posterior_coverage(levels, arr["coverage"], coverage_band(n, levels), n, paths[1], titles[1], **sfh_band)
+
+
 def plot_evaluation(clean: dict, noisy: dict, post: SpectraPosterior, labels, family: str, paths, note: str) -> None:
     """accuracy, coverage, SBC, TARP and accuracy-vs-S/N plots of one family's evaluation."""
     metrics, arr = clean["metrics"], clean["arrays"]
     v = varying_columns(labels)
     vnames = [post.names[i] for i in v]
     n = len(labels)
-    plots.plot_posterior_accuracy(
-        labels[:, v],
-        arr["mean"][:, v],
-        arr["std"][:, v],
-        vnames,
-        metrics["labels"],
-        paths.accuracy,
-        f"{family}: posterior mean ± std vs truth, {n} test spectra ({post.parametrisation.kind} parametrisation)",
-    )
-    levels = arr["levels"]
-    plots.plot_posterior_coverage(
-        levels,
-        arr["coverage"],
-        coverage_band(n, levels),
-        n,
-        paths.coverage,
-        f"{family}: coverage on the test split",
+    _plot_accuracy_and_coverage(
+        clean,
+        post,
+        labels,
+        (paths.accuracy, paths.coverage),
+        (
+            f"{family}: posterior mean ± std vs truth, {n} test spectra ({post.parametrisation.kind} parametrisation)",
+            f"{family}: coverage on the test split",
+        ),
         band_sfh=clean["sfh_band"],
         n_sfh=metrics["coverage"]["n_sfh"],
     )
@@ -277,28 +287,18 @@ def plot_evaluation(clean: dict, noisy: dict, post: SpectraPosterior, labels, fa
 
 def plot_off_grid(off: dict, degraded: list, post: SpectraPosterior, labels, family: str, paths) -> None:
     """accuracy_off_grid.png, coverage_off_grid.png and degraded.png."""
-    metrics, arr = off["metrics"], off["arrays"]
-    v = varying_columns(labels)
-    vnames = [post.names[i] for i in v]
     n = len(labels)
-    plots.plot_posterior_accuracy(
-        labels[:, v],
-        arr["mean"][:, v],
-        arr["std"][:, v],
-        vnames,
-        metrics["labels"],
-        paths.accuracy_off_grid,
-        f"{family}: posterior mean ± std vs truth, {n} off-grid test spectra (each its own SFH and [M/H])",
+    _plot_accuracy_and_coverage(
+        off,
+        post,
+        labels,
+        (paths.accuracy_off_grid, paths.coverage_off_grid),
+        (
+            f"{family}: posterior mean ± std vs truth, {n} off-grid test spectra (each its own SFH and [M/H])",
+            f"{family}: coverage on the off-grid test set",
+        ),
     )
-    levels = arr["levels"]
-    plots.plot_posterior_coverage(
-        levels,
-        arr["coverage"],
-        coverage_band(n, levels),
-        n,
-        paths.coverage_off_grid,
-        f"{family}: coverage on the off-grid test set",
-    )
+    vnames = [post.names[i] for i in varying_columns(labels)]
     plots.plot_degraded_grid(
         degraded,
         vnames,
