@@ -322,6 +322,7 @@ def test_tiny_run_builds_the_posterior_stage(repo_root, tiny_workdir):
     # the headline is the off-grid set; the fixed degradations beside it
     off = metrics["off_grid"]
     assert off["n_test"] == 40 and metrics["headline"]["test_set"] == "off_grid"
+    assert 0 <= off["prior"]["t90_within_last_30_myr_fraction"] <= 1 and "U(" in off["prior"]["metallicity_prior"]
     assert (
         metrics["r2_t50"] == off["labels"]["t50"]["r2"] and metrics["r2_t50_on_grid"] == metrics["labels"]["t50"]["r2"]
     )

@@ -201,10 +201,21 @@ def evaluate_off_grid(post: SpectraPosterior, encoder, path, n_samples: int, see
         flux, labels, wave = ds.flux.values, ds.labels.values, ds.wavelength.values
         if list(ds.parameter.values) != list(post.names):
             raise ValueError(f"off-grid labels {list(ds.parameter.values)} are not the posterior's {post.names}")
+        below = ds.mass_fraction_below_min_age.values
+        # the prior as a user of early-type galaxies would check it: how many SFHs end in a burst younger than the
+        # youngest SSP (its mass is given that SSP's spectrum)
+        recent = labels[:, post.names.index("t90")] > float(ds.attrs["t_obs_gyr"]) - 0.03
+        prior = {
+            "t90_within_last_30_myr_fraction": float(recent.mean()),
+            "mass_fraction_below_youngest_ssp": {"median": float(np.median(below)), "max": float(below.max())},
+            "sfh_prior": ds.attrs.get("sfh_prior", ""),
+            "metallicity_prior": ds.attrs.get("metallicity_prior", ""),
+        }
     x = encoder.encode(flux, batch_size=batch_size)[0]
     r = evaluate_posterior(post, x, labels, n_samples, seed=seed, keep_samples=True, dequantise=False)
     r = _with_tarp_and_sbc(r, post.names, labels, n_samples, seed)
     m = r["metrics"]
+    m["prior"] = prior
     log.info(
         "off-grid: t50 R2 %.3f, coverage max dev %.3f", m["labels"]["t50"]["r2"], m["coverage"]["max_abs_deviation_all"]
     )
