@@ -42,6 +42,22 @@ def build_tiny(repo_root, workdir) -> subprocess.CompletedProcess:
     )
 
 
+def run_on_tiny(repo_root, workdir, target: str, *extra_configs: str) -> subprocess.CompletedProcess:
+    """One more target in the built tiny workdir (the tiny config, then ``extra_configs`` over it)."""
+    return snakemake(
+        repo_root,
+        workdir,
+        "--nolock",
+        "--cores",
+        "2",
+        "--configfile",
+        *tiny_configs(repo_root, workdir),
+        *extra_configs,
+        "--",
+        target,
+    )
+
+
 @pytest.fixture(scope="session")
 def tiny_workdir(repo_root, tmp_path_factory):
     """Both graphs built once on the tiny config; the tests below read its products and dry-run against it
@@ -637,18 +653,7 @@ def test_the_ssp_systematic_of_a_library_against_itself_is_zero(repo_root, tiny_
                 fits.PrimaryHDU(flux, header=header).writeto(folder / miles_fits_name(float(age), float(met)))
     cfg = tmp_path / "systematic.yaml"
     cfg.write_text(f"ssp_systematic:\n  miles: {{directory: '{folder}'}}\n  n_samples: 20\n")
-    result = snakemake(
-        repo_root,
-        tiny_workdir,
-        "--nolock",
-        "--cores",
-        "2",
-        "--configfile",
-        *tiny_configs(repo_root, tiny_workdir),
-        str(cfg),
-        "--",
-        "ssp_systematic",
-    )
+    result = run_on_tiny(repo_root, tiny_workdir, "ssp_systematic", str(cfg))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     comparison = json.loads((tiny_workdir / "results/ssp/fastar_vs_miles.json").read_text())
     assert comparison["rms_residual_percent_max"] < 0.05  # FASTAR re-synthesised at the same ages and IMF
@@ -665,17 +670,7 @@ def test_the_ssp_systematic_of_a_library_against_itself_is_zero(repo_root, tiny_
 @pytest.mark.slow
 def test_matched_and_conditioned_posteriors_at_the_fixed_degradations(repo_root, tiny_workdir):
     """The conditioning target on the tiny run: every fixed setting through the three posteriors."""
-    result = snakemake(
-        repo_root,
-        tiny_workdir,
-        "--nolock",
-        "--cores",
-        "2",
-        "--configfile",
-        *tiny_configs(repo_root, tiny_workdir),
-        "--",
-        "conditioning",
-    )
+    result = run_on_tiny(repo_root, tiny_workdir, "conditioning")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = json.loads((tiny_workdir / "results/evaluation/nonparametric/conditioning.json").read_text())
     with xr.open_dataset(tiny_workdir / "results/latents/nonparametric.nc") as lat:

@@ -21,24 +21,20 @@ import time
 import numpy as np
 
 from ..seeding import derived_seed
-from .evaluation import degraded_settings, setting_name
-from .matched import Degradation, broadening_kms, degraded_latents, encoder_fill
+from .evaluation import degraded_test_latents, fixed_degradation
+from .matched import degraded_latents, encoder_fill
 from .posterior import evaluate_posterior, train_label_posterior
 
 log = logging.getLogger(__name__)
 
 
-def conditioning_vector(snr: float, sigma_kms: float, masked: bool) -> np.ndarray:
+def conditioning_vector(setting: dict) -> np.ndarray:
     """What the conditioned NPE is told about a spectrum: log10 S/N, sigma in units of 100 km/s, the mask flag."""
-    return np.array([np.log10(snr), sigma_kms / 100.0, float(masked)])
+    return np.array([np.log10(setting["snr"]), setting["sigma_kms"] / 100.0, float(setting["blue_mask"])])
 
 
-def degradation(setting: dict, wavelength, degraded_cfg: dict, fill) -> Degradation:
-    """The Degradation of one setting: broadening to the instrument and sigma, white noise, the blue-end mask."""
-    wave = np.asarray(wavelength, float)
-    good = wave >= degraded_cfg["blue_mask_below_angstrom"] if setting["blue_mask"] else np.ones(len(wave), bool)
-    sigma = broadening_kms(wave, setting["sigma_kms"], float(degraded_cfg["instrumental_fwhm_angstrom"]))
-    return Degradation(wave, sigma, good, np.full(len(wave), 1.0 / setting["snr"]), fill)
+def _with_conditioning(latents: np.ndarray, setting: dict) -> np.ndarray:
+    return np.column_stack([latents, np.tile(conditioning_vector(setting), (len(latents), 1))])
 
 
 def random_settings(n: int, cfg: dict, rng: np.random.Generator) -> list[dict]:
@@ -65,17 +61,11 @@ def conditioned_training_set(encoder, flux, labels, wavelength, degraded_cfg, cf
         for start in range(0, len(flux), chunk):
             rows = order[start : start + chunk]
             setting = random_settings(1, cfg, rng)[0]
-            lat = degraded_latents(
-                encoder, flux[rows], degradation(setting, wavelength, degraded_cfg, fill), 1, rng, batch
-            )
-            xs.append(np.column_stack([lat, np.tile(conditioning_vector(**setting_args(setting)), (len(rows), 1))]))
+            degradation = fixed_degradation(setting, wavelength, degraded_cfg, fill)
+            xs.append(_with_conditioning(degraded_latents(encoder, flux[rows], degradation, 1, rng, batch), setting))
             ls.append(labels[rows])
         log.info("conditioned training set: copy %d of %d degraded", copy + 1, cfg["copies"])
     return np.concatenate(xs), np.concatenate(ls)
-
-
-def setting_args(setting: dict) -> dict:
-    return {"snr": setting["snr"], "sigma_kms": setting["sigma_kms"], "masked": setting["blue_mask"]}
 
 
 def _metrics(post, x, labels, n_samples, seed) -> dict:
@@ -107,13 +97,8 @@ def compare(
 ) -> dict:
     """The three posteriors at every fixed setting; the NPEs' training times."""
     fill = encoder_fill(encoder)
-    settings = degraded_settings(degraded_cfg)
-    test_x = []
-    for k, setting in enumerate(settings):  # the evaluation's noise draws (evaluation.evaluate_degraded)
-        rng = np.random.default_rng(derived_seed(evaluation_seed, "degraded", str(k)))
-        test_x.append(
-            degraded_latents(encoder, test_flux, degradation(setting, wavelength, degraded_cfg, fill), 1, rng, batch)
-        )
+    # the evaluation's degraded spectra and noise draws (evaluation.evaluate_degraded)
+    settings, test_x = zip(*degraded_test_latents(encoder, test_flux, wavelength, degraded_cfg, evaluation_seed, batch))
 
     start = time.perf_counter()
     x_c, l_c = conditioned_training_set(encoder, train_flux, train_labels, wavelength, degraded_cfg, cfg, seed, batch)
@@ -132,20 +117,18 @@ def compare(
     }
     log.info("conditioned NPE: %d training vectors, %.0f s", len(x_c), out["conditioned"]["npe_training_s"])
     for k, setting in enumerate(settings):
-        name = setting_name({**setting, "blue_mask_below": degraded_cfg["blue_mask_below_angstrom"]})
+        name = setting["name"]
         rng = np.random.default_rng(derived_seed(seed, "conditioning", "matched", str(k)))
         start = time.perf_counter()
-        x_m = degraded_latents(encoder, train_flux, degradation(setting, wavelength, degraded_cfg, fill), 1, rng, batch)
+        degradation = fixed_degradation(setting, wavelength, degraded_cfg, fill)
+        x_m = degraded_latents(encoder, train_flux, degradation, 1, rng, batch)
         out["matched"]["degrade_and_encode_s"] += time.perf_counter() - start
         start = time.perf_counter()
         matched = train_label_posterior(train_labels, x_m, names, npe_settings, seed=seed)
         out["matched"]["npe_training_s"] += time.perf_counter() - start
-        cond_x = np.column_stack(
-            [test_x[k], np.tile(conditioning_vector(**setting_args(setting)), (len(test_x[k]), 1))]
-        )
+        cond_x = _with_conditioning(test_x[k], setting)
         row = {
             **setting,
-            "name": name,
             "amortised": _metrics(amortised, test_x[k], test_labels, n_samples, evaluation_seed),
             "matched": _metrics(matched, test_x[k], test_labels, n_samples, evaluation_seed),
             "conditioned": _metrics(conditioned, cond_x, test_labels, n_samples, evaluation_seed),

@@ -117,28 +117,41 @@ def setting_name(setting: dict) -> str:
     return f"S/N {setting['snr']:g}, σ {setting['sigma_kms']:g}{mask}"
 
 
-def evaluate_degraded(post, encoder, flux, wavelength, labels, cfg: dict, n_samples: int, seed: int, batch_size=512):
-    """The posterior on the off-grid test spectra degraded at each fixed setting (:func:`degraded_settings`): the
-    galaxy sigma on top of the instrument (``instrumental_fwhm_angstrom``) and the models' 2.51 Å, white noise at the
-    S/N (median flux), with and without the rest-frame blue end masked (filled as in the matched posteriors)."""
-    from .matched import Degradation, broadening_kms, degraded_latents, encoder_fill
+def fixed_degradation(setting: dict, wavelength, cfg: dict, fill=None):
+    """The Degradation of one setting (snr, sigma_kms, blue_mask): broadened from the models' 2.51 Å to the instrument
+    (``cfg['instrumental_fwhm_angstrom']``) and sigma, white noise at the S/N of the median flux, the rest frame below
+    ``cfg['blue_mask_below_angstrom']`` masked when asked (filled with ``fill``, as in the matched posteriors)."""
+    from .matched import Degradation, broadening_kms
+
+    wave = np.asarray(wavelength, float)
+    good = wave >= cfg["blue_mask_below_angstrom"] if setting["blue_mask"] else np.ones(len(wave), bool)
+    sigma = broadening_kms(wave, setting["sigma_kms"], float(cfg["instrumental_fwhm_angstrom"]))
+    return Degradation(wave, sigma, good, np.full(len(wave), 1.0 / setting["snr"]), fill)
+
+
+def degraded_test_latents(encoder, flux, wavelength, cfg: dict, seed: int, batch_size: int = 512):
+    """(setting with its name, latents) of the spectra at every fixed setting of ``evaluation.degraded``; the noise
+    draws are seeded per setting, so every caller (the evaluation, the conditioning study) sees the same spectra."""
+    from .matched import degraded_latents, encoder_fill
 
     fill = encoder_fill(encoder)
-    wave = np.asarray(wavelength, float)
-    out = []
     for k, setting in enumerate(degraded_settings(cfg)):
         setting["blue_mask_below"] = float(cfg["blue_mask_below_angstrom"])
-        good = wave >= setting["blue_mask_below"] if setting["blue_mask"] else np.ones(len(wave), bool)
-        sigma = broadening_kms(wave, setting["sigma_kms"], float(cfg["instrumental_fwhm_angstrom"]))
-        degradation = Degradation(wave, sigma, good, np.full(len(wave), 1.0 / setting["snr"]), fill)
+        setting["name"] = setting_name(setting)
         rng = np.random.default_rng(derived_seed(seed, "degraded", str(k)))
-        x = degraded_latents(encoder, flux, degradation, 1, rng, batch_size)
+        degradation = fixed_degradation(setting, wavelength, cfg, fill)
+        yield setting, degraded_latents(encoder, flux, degradation, 1, rng, batch_size)
+
+
+def evaluate_degraded(post, encoder, flux, wavelength, labels, cfg: dict, n_samples: int, seed: int, batch_size=512):
+    """The posterior on the off-grid test spectra degraded at each fixed setting (:func:`degraded_test_latents`)."""
+    out = []
+    for setting, x in degraded_test_latents(encoder, flux, wavelength, cfg, seed, batch_size):
         r = evaluate_posterior(post, x, labels, n_samples, seed=seed, joint=False, dequantise=False)
         m = r["metrics"]
         out.append(
             {
                 **setting,
-                "name": setting_name(setting),
                 "labels": m["labels"],
                 "coverage_max_abs_deviation": m["coverage"]["max_abs_deviation"],
                 "coverage_max_abs_deviation_all": m["coverage"]["max_abs_deviation_all"],
@@ -148,7 +161,7 @@ def evaluate_degraded(post, encoder, flux, wavelength, labels, cfg: dict, n_samp
         )
         log.info(
             "degraded (%s): t50 R2 %.3f, coverage max dev %.3f",
-            out[-1]["name"],
+            setting["name"],
             m["labels"]["t50"]["r2"],
             m["coverage"]["max_abs_deviation_all"],
         )
@@ -344,9 +357,10 @@ def evaluate_family(
         sfh_index = ds.sfh_index.values[test]
     log.info("%s: %d test spectra, %d posterior samples each", family, len(x), cfg["n_samples"])
     clean = evaluate_clean(post, x, labels, sfh_index, cfg["n_samples"], cfg["seed"])
+    encoder = load_encoder(encoder_path) if cfg["snr"] or off_grid_path is not None else None
     noisy = {}
     if cfg["snr"]:
-        flux, encoder = load_family(list(cubes)).flux[test], load_encoder(encoder_path)
+        flux = load_family(list(cubes)).flux[test]
         noisy = evaluate_noisy(
             post, encoder, flux, labels, cfg["snr"], cfg["n_samples"], cfg["seed"], master_seed, encode_batch_size
         )
@@ -356,9 +370,6 @@ def evaluate_family(
     metrics = clean["metrics"]
     metrics["snr"] = snr_summary(noisy)
     if off_grid_path is not None:
-        from .encoder import load_encoder
-
-        encoder = load_encoder(encoder_path)
         off, flux_off, wave, labels_off = evaluate_off_grid(
             post, encoder, off_grid_path, cfg["n_samples"], cfg["seed"], encode_batch_size
         )

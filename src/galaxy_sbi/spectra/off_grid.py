@@ -22,7 +22,7 @@ import xarray as xr
 from ..errors import InputError
 from ..seeding import derived_seed
 from .sfh import TIME_CONVENTION, linear_grid, linexp_sfhs, make_nonparametric
-from .synth import AGE_EDGE_RULE, median_rows, native_weights
+from .synth import AGE_EDGE_RULE, native_weights, normalise_rows
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +66,7 @@ def continuous_spectra(
             rows = np.flatnonzero(np.all(index == node, axis=1) & (w > 0))
             if rows.size:
                 out[rows] += w[rows, None] * (W[rows] @ ssp[tuple(node)])
-    if normalisation == "median":
-        norm = median_rows(out)
-        if np.any(norm <= 0):
-            raise ValueError("a spectrum has a non-positive median: cannot normalise by it")
-        out /= norm[:, None]
-    elif normalisation == "none":
-        norm = np.ones(len(out))
-    else:
-        raise ValueError(f"unknown normalisation {normalisation!r}")
+    norm = normalise_rows(out, normalisation)
     return out.astype(np.float32), norm
 
 

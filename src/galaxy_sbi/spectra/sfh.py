@@ -34,6 +34,7 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
+from ..inference.dequantise import grid_cells
 from ..seeding import derived_seed
 
 log = logging.getLogger(__name__)
@@ -222,11 +223,9 @@ def parametric_grid(cfg: dict, seed: int | None = None) -> tuple[np.ndarray, np.
 def cell_edges(nodes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sorted nodes and their cells' (low, high): half-way to the neighbours, the end cells stopping at the end
     nodes (so a draw never leaves the nodes' range)."""
-    g = np.unique(np.asarray(nodes, float))
-    if len(g) == 1:
-        return g, g.copy(), g.copy()
-    mid = 0.5 * (g[1:] + g[:-1])
-    return g, np.concatenate([[g[0]], mid]), np.concatenate([mid, [g[-1]]])
+    g, low, high = grid_cells(nodes)  # the dequantisation's cells, whose end cells reach out as far as in
+    low[0], high[-1] = g[0], g[-1]
+    return g, low, high
 
 
 def jitter_within_cells(values, nodes, rng: np.random.Generator) -> np.ndarray:

@@ -188,16 +188,22 @@ def forward(
     norm = np.ones(n)
     for start in range(0, n, block):
         F = W[start : start + block] @ S
-        if normalise == "median":
-            med = median_rows(F)
-            if np.any(med <= 0):
-                raise ValueError("a spectrum has a non-positive median: cannot normalise by it")
-            norm[start : start + block] = med
-            F /= med[:, None]
-        elif normalise != "none":
-            raise ValueError(f"unknown normalisation {normalise!r}")
+        norm[start : start + block] = normalise_rows(F, normalise)
         flux[start : start + block] = F
     return flux, norm
+
+
+def normalise_rows(F: np.ndarray, normalise: str) -> np.ndarray:
+    """Divide each spectrum (row, in place) by its median ("median") or leave it ("none"); returns the divisors."""
+    if normalise == "none":
+        return np.ones(len(F))
+    if normalise != "median":
+        raise ValueError(f"unknown normalisation {normalise!r}")
+    med = median_rows(F)
+    if np.any(med <= 0):
+        raise ValueError("a spectrum has a non-positive median: cannot normalise by it")
+    F /= med[:, None]
+    return med
 
 
 def brute_force_spectrum(
