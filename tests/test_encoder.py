@@ -145,14 +145,16 @@ def test_augmentation_operators():
     noisy = Augmenter(data.wavelength, _aug_settings())(flux)
     ratio = float((noisy - flux).std() / flux.median())
     assert abs(ratio - 1 / 50) < 0.002  # noise at S/N 50 of the median flux
+    fill = np.full(data.flux.shape[1], -7.0)  # the value masked pixels get (the encoder's training mean per pixel)
     masked = Augmenter(
         data.wavelength,
         _aug_settings(
             snr_range=[1e6, 1e6], mask={"probability": 1.0, "max_windows": 2, "width_angstrom": [20.0, 40.0]}
         ),
+        fill=fill,
     )(flux)
-    zero_frac = (masked == 0).float().mean(dim=1)
-    assert torch.all(zero_frac > 0) and torch.all(zero_frac < 0.25)  # every spectrum has 1-2 windows of 20-40 A
+    filled_frac = (masked == -7.0).float().mean(dim=1)
+    assert torch.all(filled_frac > 0) and torch.all(filled_frac < 0.25)  # every spectrum has 1-2 windows of 20-40 A
     assert torch.equal(flux, torch.from_numpy(data.flux))  # the input is never modified
 
 
@@ -224,6 +226,32 @@ def test_pixel_input_scaling_standardises_every_pixel():
         module.set_data_stats(data.wavelength, data.labels)
     with pytest.raises(ValueError, match="unknown input_scaling"):
         EncoderModule(data.flux.shape[1], data.parameters, **SMALL, input_scaling="log")
+
+
+def test_spectral_basis_is_the_training_spectra_principal_components_and_survives_a_checkpoint(tmp_path):
+    """basis_components: the scaled flux's first k principal components, whitened (unit-variance coefficients on
+    the training set, uncorrelated), fed to the MLP beside the pooled features; stored in the checkpoint."""
+    data = synthetic_family(n=200)
+    module = EncoderModule(data.flux.shape[1], data.parameters, **SMALL, input_scaling="pixel", basis_components=3)
+    module.set_data_stats(data.wavelength, data.labels, data.flux)
+    scaled = module.scale_input(torch.from_numpy(data.flux))
+    coeff = (scaled @ module.encoder.basis.T).numpy().astype(float)
+    np.testing.assert_allclose(np.cov(coeff.T), np.eye(3), atol=2e-3)
+    # the leading components carry the line depth and slope, i.e. the labels: linear in the coefficients
+    design = np.column_stack([coeff, np.ones(len(coeff))])
+    for j in (1, 2):
+        fit = design @ np.linalg.lstsq(design, data.labels[:, j], rcond=None)[0]
+        assert np.corrcoef(fit, data.labels[:, j])[0, 1] ** 2 > 0.9
+    assert module.encoder.mlp[0].in_features == module.encoder.n_feature + 3
+    assert module(torch.from_numpy(data.flux[:5])).shape == (5, 16)
+    trainer = L.Trainer(max_epochs=0, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    again = load_encoder(tmp_path / "m.ckpt")
+    assert torch.equal(again.encoder.basis, module.encoder.basis)
+    np.testing.assert_allclose(again.encode(data.flux[:5])[0], module.eval().encode(data.flux[:5])[0], atol=1e-6)
+    with pytest.raises(ValueError, match="needs n_wavelength"):
+        SpectrumEncoder(**SMALL, basis_components=3)
 
 
 def test_r2_scores():

@@ -4,7 +4,7 @@
 
 
 wildcard_constraints:
-    parametrisation="naive|log_gaps|linexp",
+    parametrisation="naive|ordered|log_gaps|linexp",
 
 
 rule npe_train:

@@ -256,10 +256,18 @@ def _train_onecycle(
 
 
 def sample(
-    posterior, x, n_samples: int, seed: int = 0, batch: int = 500, max_rounds: int = 50, warn_below: float = 0.1
+    posterior,
+    x,
+    n_samples: int,
+    seed: int = 0,
+    batch: int = 500,
+    max_rounds: int = 50,
+    warn_below: float = 0.1,
+    support=None,
 ) -> np.ndarray:
     """Posterior samples (n_samples, N, D) for observations x (N, n_x), float64: the flow's samples inside the
-    prior box (rejection, as sbi's DirectPosterior does), drawn in one batched call per ``batch`` observations and
+    prior box (rejection, as sbi's DirectPosterior does) and, where given, inside ``support`` (a callable: torch
+    samples (..., D) -> bool mask (...)), drawn in one batched call per ``batch`` observations and
     round, until every observation has ``n_samples``. A warning gives the acceptance when it is below
     ``warn_below``; an observation still short after ``max_rounds`` rounds (its flow almost entirely outside the
     prior: an observation unlike the training set) gets its accepted samples redrawn with replacement, with a
@@ -284,6 +292,8 @@ def sample(
                 m = int(min(max(need.max().item() / rate * 1.2, 16), 20 * n_samples))
                 s = est.sample((m,), condition=xb[todo])  # (m, T, D)
                 inside = ((s >= low) & (s <= high)).all(-1)  # (m, T)
+                if support is not None:
+                    inside &= support(s)
                 drawn, accepted = drawn + inside.numel(), accepted + int(inside.sum())
                 rank = torch.cumsum(inside.long(), 0)  # 1-based rank of each accepted sample
                 keep = inside & (rank <= need[None, :])
@@ -295,7 +305,7 @@ def sample(
                 c = int(count[k])
                 if c == 0:
                     raise RuntimeError(
-                        f"no posterior sample inside the prior box for observation {i + k} after "
+                        f"no posterior sample inside the prior box (and support) for observation {i + k} after "
                         f"{max_rounds} rounds: is it like the training set?"
                     )
                 pick = torch.randint(c, (n_samples - c,), generator=gen)

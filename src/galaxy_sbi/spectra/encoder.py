@@ -6,7 +6,12 @@ Architecture (every size from the config's `encoder:` section):
   Conv1d -> InstanceNorm1d -> PReLU -> Dropout; max-pooling (5 and 11, stride = size) after the first two;
 - dot-product attention pooling over wavelength: the last block's channels are split in two halves h and a;
   softmax over wavelength of a weights h:  x_c = sum_l h_cl softmax_l(a_cl)  (one weight vector per channel);
-- an MLP (LeakyReLU, dropout) from the pooled features to the latents (16);
+- optionally (``basis_components`` k > 0) a fixed linear branch beside the convolutions: the scaled flux projected
+  onto the first k principal components of the training spectra (whitened), concatenated with the pooled features.
+  Attention pooling sums over wavelength, so the conv branch must learn from scratch where a feature sits; the
+  ~1 % differences between old populations are spread over the whole spectrum in fixed places, which a projection
+  keeps (docs/studies/encoder.md: non-parametric t50 R^2 0.53 -> see there);
+- an MLP (LeakyReLU, dropout) from the pooled features (and basis coefficients) to the latents (16);
 - a head (MLP) from the latents to the standardised labels (t10...t90, [M/H], [alpha/Fe] when present),
   trained with a robust loss (log-cosh, the seed's choice) so the latents are shaped for the inference task.
 
@@ -16,8 +21,9 @@ hyperparameters, so a checkpoint alone encodes spectra and predicts labels in ph
 Training-time augmentation (`encoder.augmentation`, applied per training batch on the device, vectorised in
 torch): velocity broadening (the Gaussian LOSVD of galaxy_sbi.spectra.realism.broaden, re-implemented in torch
 with the same log-grid rebinning matrices), Gaussian noise at an S/N per spectrum drawn log-uniformly from
-the configured range (realism.add_noise, mode "median"), and masks of random wavelength windows set to 0
-(realism.apply_mask with fill 0). Validation and test batches are never augmented.
+the configured range (realism.add_noise, mode "median"), and masks of random wavelength windows filled as the
+evaluation and the observed galaxies fill masked pixels (matched.encoder_fill: the training mean per pixel with
+pixel scaling, else 1, the median). Validation and test batches are never augmented.
 """
 
 from __future__ import annotations
@@ -73,8 +79,12 @@ class SpectrumEncoder(nn.Module):
         mlp_hidden: Sequence[int] = (128, 64, 32),
         latent_dim: int = 16,
         dropout: float = 0.0,
+        basis_components: int = 0,
+        n_wavelength: int | None = None,
     ):
         super().__init__()
+        if basis_components and not n_wavelength:
+            raise ValueError("basis_components needs n_wavelength")
         if len(filters) != 3 or len(kernels) != 3 or len(pooling) != 2:
             raise ValueError("the encoder has three conv blocks (3 filters, 3 kernels) and two poolings")
         if filters[-1] % 2:
@@ -95,7 +105,25 @@ class SpectrumEncoder(nn.Module):
         self.conv1, self.conv2, self.conv3 = blocks
         self.pool1, self.pool2 = (nn.MaxPool1d(p, padding=p // 2) for p in pooling)
         self.n_feature = filters[-1] // 2
-        self.mlp = mlp(self.n_feature, mlp_hidden, latent_dim, dropout)
+        self.n_basis = int(basis_components)
+        # (k, n_wavelength): principal components / sqrt(eigenvalue), set from the training spectra (set_basis)
+        self.register_buffer("basis", torch.zeros(self.n_basis, n_wavelength or 0))
+        self.mlp = mlp(self.n_feature + self.n_basis, mlp_hidden, latent_dim, dropout)
+
+    def set_basis(self, scaled_flux: np.ndarray, max_spectra: int = 20_000, seed: int = 0) -> np.ndarray:
+        """The first k principal components of (at most max_spectra of) the scaled training flux, whitened;
+        returns the fraction of the variance each explains."""
+        x = np.asarray(scaled_flux, np.float64)
+        if len(x) > max_spectra:
+            x = x[np.sort(np.random.default_rng(seed).choice(len(x), max_spectra, replace=False))]
+        x = x - x.mean(0)
+        cov = x.T @ x / max(len(x) - 1, 1)
+        eigval, eigvec = np.linalg.eigh(cov)
+        order = np.argsort(eigval)[::-1][: self.n_basis]
+        val, vec = eigval[order], eigvec[:, order]
+        vec *= np.sign(vec[np.abs(vec).argmax(0), np.arange(vec.shape[1])])  # a deterministic sign per component
+        self.basis.copy_(torch.as_tensor((vec / np.sqrt(np.maximum(val, 1e-30))).T, dtype=torch.float32))
+        return val / eigval.sum()
 
     def _downsample(self, flux: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = flux.unsqueeze(1)
@@ -109,8 +137,12 @@ class SpectrumEncoder(nn.Module):
         return torch.softmax(self._downsample(flux)[1], dim=-1)
 
     def pooled(self, flux: torch.Tensor) -> torch.Tensor:
+        """Attention-pooled features (and the basis coefficients) that the MLP turns into latents."""
         h, a = self._downsample(flux)
-        return torch.sum(h * torch.softmax(a, dim=-1), dim=-1)
+        pooled = torch.sum(h * torch.softmax(a, dim=-1), dim=-1)
+        if self.n_basis:
+            pooled = torch.cat([pooled, flux @ self.basis.T], dim=1)
+        return pooled
 
     def forward(self, flux: torch.Tensor) -> torch.Tensor:
         """flux (batch, n_wavelength) -> latents (batch, latent_dim)."""
@@ -155,8 +187,10 @@ def _odd_pad(x: torch.Tensor, left: int, right: int) -> torch.Tensor:
 class Augmenter:
     """Vectorised torch versions of the realism operators for one wavelength grid (built once, per device)."""
 
-    def __init__(self, wavelength: np.ndarray, settings: dict, oversample: int = 2):
+    def __init__(self, wavelength: np.ndarray, settings: dict, oversample: int = 2, fill=None):
         self.settings = settings
+        # masked pixels: fill (n_wavelength,), else 1 (the median of a normalised spectrum)
+        self.fill = torch.as_tensor(np.ones(len(wavelength)) if fill is None else np.asarray(fill), dtype=torch.float32)
         self.wavelength_np = np.asarray(wavelength, float)
         edges = realism.pixel_edges(self.wavelength_np)
         log_edges, self.velscale = realism.log_grid(self.wavelength_np, oversample)
@@ -169,7 +203,7 @@ class Augmenter:
     def to(self, device) -> Augmenter:
         device = torch.device(device)
         if device != self.device:
-            for name in ("dlam", "to_log", "to_linear", "wavelength"):
+            for name in ("dlam", "to_log", "to_linear", "wavelength", "fill"):
                 setattr(self, name, getattr(self, name).to(device))
             self.device = device
         return self
@@ -220,7 +254,7 @@ class Augmenter:
             )
             inside = (wave[None, None, :] - centre[..., None]).abs() <= half[..., None]
             mask = (inside & active[..., None]).any(dim=1)
-            x = x.masked_fill(mask, 0.0)
+            x = torch.where(mask, self.fill.to(x.dtype), x)
         out[chosen] = x.to(out.dtype)
         return out
 
@@ -250,11 +284,14 @@ class EncoderModule(L.LightningModule):
         lr_schedule: dict | None = None,
         augmentation: dict | None = None,
         input_scaling: str = "none",
+        basis_components: int = 0,
     ):
         super().__init__()
         self.save_hyperparameters()
         self.parameters_names = list(parameters)
-        self.encoder = SpectrumEncoder(filters, kernels, pooling, mlp_hidden, latent_dim, dropout)
+        self.encoder = SpectrumEncoder(
+            filters, kernels, pooling, mlp_hidden, latent_dim, dropout, basis_components, n_wavelength
+        )
         self.head = mlp(latent_dim, head_hidden, len(parameters), dropout)
         self.register_buffer("label_mean", torch.zeros(len(parameters)))
         self.register_buffer("label_std", torch.ones(len(parameters)))
@@ -278,6 +315,16 @@ class EncoderModule(L.LightningModule):
             f_std = np.std(flux_train, axis=0, dtype=np.float64)
             self.flux_mean.copy_(torch.as_tensor(f_mean, dtype=torch.float32))
             self.flux_std.copy_(torch.as_tensor(np.where(f_std > 1e-12, f_std, 1.0), dtype=torch.float32))
+        if self.encoder.n_basis:
+            if flux_train is None:
+                raise ValueError("basis_components needs the training flux")
+            scaled = self.scale_input(torch.as_tensor(np.asarray(flux_train, np.float32))).numpy()
+            explained = self.encoder.set_basis(scaled)
+            log.info(
+                "spectral basis: %d components explain %.4f %% of the scaled training flux's variance",
+                self.encoder.n_basis,
+                100 * explained.sum(),
+            )
         mean = labels_train.mean(axis=0)
         std = labels_train.std(axis=0)
         std = np.where(std > 1e-12, std, 1.0)  # a constant label (one [M/H] cell) is only centred
@@ -292,7 +339,8 @@ class EncoderModule(L.LightningModule):
 
     def augmenter(self) -> Augmenter:
         if self._augmenter is None:
-            self._augmenter = Augmenter(self.wavelength.cpu().numpy(), self.hparams.augmentation)
+            fill = self.flux_mean.cpu().numpy() if self.hparams.input_scaling == "pixel" else None
+            self._augmenter = Augmenter(self.wavelength.cpu().numpy(), self.hparams.augmentation, fill=fill)
         return self._augmenter.to(self.device)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int = 0):
@@ -379,7 +427,7 @@ def module_kwargs(settings: dict) -> dict:
         "augmentation",
         "input_scaling",
     )
-    return {k: settings[k] for k in keys}
+    return {k: settings[k] for k in keys} | {"basis_components": settings.get("basis_components", 0)}
 
 
 def load_encoder(path: str | Path, device: str = "cpu") -> EncoderModule:

@@ -186,6 +186,7 @@ ASSUMPTIONS = {
     "linexp": "a linear-exponential SFH (t0, tau): the nine percentiles are those of that law, so it cannot describe "
     "another SFH shape",
     "naive": "no SFH law: the nine percentiles are free (their order is not enforced)",
+    "ordered": "no SFH law: the nine percentiles are free; samples are restricted to t10 < ... < t90",
     "log_gaps": "no SFH law: the nine percentiles are free and ordered by construction",
 }
 

@@ -57,7 +57,7 @@ class SpectraPosterior:
         return par.to_labels(theta)
 
     def sample_theta(self, x, n_samples: int, seed: int = 0, batch: int = 500) -> np.ndarray:
-        return sample(self.posterior, x, n_samples, seed=seed, batch=batch)
+        return sample(self.posterior, x, n_samples, seed=seed, batch=batch, support=self.parametrisation.support)
 
     def sample_labels(self, x, n_samples: int, seed: int = 0, batch: int = 500) -> np.ndarray:
         """Label samples (n_samples, N, n_labels) in physical units."""
