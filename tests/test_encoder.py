@@ -250,6 +250,9 @@ def test_spectral_basis_is_the_training_spectra_principal_components_and_survive
     again = load_encoder(tmp_path / "m.ckpt")
     assert torch.equal(again.encoder.basis, module.encoder.basis)
     np.testing.assert_allclose(again.encode(data.flux[:5])[0], module.eval().encode(data.flux[:5])[0], atol=1e-6)
+    few = EncoderModule(data.flux.shape[1], data.parameters, **SMALL, input_scaling="pixel", basis_components=20)
+    few.set_data_stats(data.wavelength, data.labels[:8], data.flux[:8])  # 8 spectra span 7 directions
+    assert torch.isfinite(few.encoder.basis).all() and (few.encoder.basis.abs().sum(1) == 0).sum() >= 13
     with pytest.raises(ValueError, match="needs n_wavelength"):
         SpectrumEncoder(**SMALL, basis_components=3)
 

@@ -7,10 +7,10 @@ Architecture (every size from the config's `encoder:` section):
 - dot-product attention pooling over wavelength: the last block's channels are split in two halves h and a;
   softmax over wavelength of a weights h:  x_c = sum_l h_cl softmax_l(a_cl)  (one weight vector per channel);
 - optionally (``basis_components`` k > 0) a fixed linear branch beside the convolutions: the scaled flux projected
-  onto the first k principal components of the training spectra (whitened), concatenated with the pooled features.
-  Attention pooling sums over wavelength, so the conv branch must learn from scratch where a feature sits; the
-  ~1 % differences between old populations are spread over the whole spectrum in fixed places, which a projection
-  keeps (docs/studies/encoder.md: non-parametric t50 R^2 0.53 -> see there);
+  onto the first k principal components of the training spectra (each scaled to unit sd, its variance counted
+  with that of noise at S/N ``basis_snr``), concatenated with the pooled features. Attention pooling sums over
+  wavelength, so the conv branch must learn where a feature sits; the ~1 % differences between old populations
+  lie in fixed places, which a projection keeps (docs/studies/encoder.md);
 - an MLP (LeakyReLU, dropout) from the pooled features (and basis coefficients) to the latents (16);
 - a head (MLP) from the latents to the standardised labels (t10...t90, [M/H], [alpha/Fe] when present),
   trained with a robust loss (log-cosh, the seed's choice) so the latents are shaped for the inference task.
@@ -107,12 +107,16 @@ class SpectrumEncoder(nn.Module):
         self.n_feature = filters[-1] // 2
         self.n_basis = int(basis_components)
         # (k, n_wavelength): principal components / sqrt(eigenvalue), set from the training spectra (set_basis)
-        self.register_buffer("basis", torch.zeros(self.n_basis, n_wavelength or 0))
+        # (absent without a basis: checkpoints written before the branch existed still load)
+        if self.n_basis:
+            self.register_buffer("basis", torch.zeros(self.n_basis, n_wavelength))
         self.mlp = mlp(self.n_feature + self.n_basis, mlp_hidden, latent_dim, dropout)
 
-    def set_basis(self, scaled_flux: np.ndarray, max_spectra: int = 20_000, seed: int = 0) -> np.ndarray:
-        """The first k principal components of (at most max_spectra of) the scaled training flux, whitened;
-        returns the fraction of the variance each explains."""
+    def set_basis(self, scaled_flux: np.ndarray, noise_sd=None, max_spectra: int = 20_000, seed: int = 0) -> np.ndarray:
+        """The first k principal components of (at most max_spectra of) the scaled training flux, each divided by
+        sqrt(its variance + the variance noise of sd ``noise_sd`` (per pixel, scaled units) gives it): unit
+        variance where the signal dominates, the noise capped at unit sd where it does not (a Wiener-like
+        whitening; plain whitening when None). Returns the fraction of the variance each explains."""
         x = np.asarray(scaled_flux, np.float64)
         if len(x) > max_spectra:
             x = x[np.sort(np.random.default_rng(seed).choice(len(x), max_spectra, replace=False))]
@@ -122,7 +126,10 @@ class SpectrumEncoder(nn.Module):
         order = np.argsort(eigval)[::-1][: self.n_basis]
         val, vec = eigval[order], eigvec[:, order]
         vec *= np.sign(vec[np.abs(vec).argmax(0), np.arange(vec.shape[1])])  # a deterministic sign per component
-        self.basis.copy_(torch.as_tensor((vec / np.sqrt(np.maximum(val, 1e-30))).T, dtype=torch.float32))
+        nu = 0.0 if noise_sd is None else ((vec * np.asarray(noise_sd, float)[:, None]) ** 2).sum(0)
+        # a component without variance (fewer training spectra than components) gets zeros, not a division by ~0
+        scale = np.where(val > 1e-8 * val[0], 1.0 / np.sqrt(np.maximum(val + nu, 1e-30)), 0.0)
+        self.basis.copy_(torch.as_tensor((vec * scale).T, dtype=torch.float32))
         return val / eigval.sum()
 
     def _downsample(self, flux: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -285,6 +292,7 @@ class EncoderModule(L.LightningModule):
         augmentation: dict | None = None,
         input_scaling: str = "none",
         basis_components: int = 0,
+        basis_snr: float | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -319,7 +327,10 @@ class EncoderModule(L.LightningModule):
             if flux_train is None:
                 raise ValueError("basis_components needs the training flux")
             scaled = self.scale_input(torch.as_tensor(np.asarray(flux_train, np.float32))).numpy()
-            explained = self.encoder.set_basis(scaled)
+            snr = self.hparams.basis_snr
+            # noise at S/N basis_snr of a median-normalised spectrum (flux ~1), in the scaled units the basis sees
+            noise_sd = None if snr is None else (1.0 / snr) / self.flux_std.numpy().astype(float)
+            explained = self.encoder.set_basis(scaled, noise_sd)
             log.info(
                 "spectral basis: %d components explain %.4f %% of the scaled training flux's variance",
                 self.encoder.n_basis,
@@ -427,7 +438,10 @@ def module_kwargs(settings: dict) -> dict:
         "augmentation",
         "input_scaling",
     )
-    return {k: settings[k] for k in keys} | {"basis_components": settings.get("basis_components", 0)}
+    return {k: settings[k] for k in keys} | {
+        "basis_components": settings.get("basis_components", 0),
+        "basis_snr": settings.get("basis_snr"),
+    }
 
 
 def load_encoder(path: str | Path, device: str = "cpu") -> EncoderModule:
@@ -579,8 +593,12 @@ def train_encoder(
         monitor="val_loss",
         mode="min",
         save_top_k=1,
-        save_last=True,
         enable_version_counter=False,
+    )
+    # last.ckpt after every epoch: Lightning's save_last only rewrites it when the best one was saved as well, so
+    # a run interrupted after an epoch without improvement would resume from an older epoch
+    latest = ModelCheckpoint(
+        dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1, enable_version_counter=False
     )
     early = EarlyStopping(
         monitor="val_loss",
@@ -589,7 +607,7 @@ def train_encoder(
         min_delta=settings["early_stopping"]["min_delta"],
     )
     epochs = _EpochLog()
-    callbacks = [checkpoint, early, epochs, *extra_callbacks]
+    callbacks = [checkpoint, latest, early, epochs, *extra_callbacks]
     if progress:
         callbacks.append(TQDMProgressBar(refresh_rate=runtime["progress_refresh"]))
     trainer = L.Trainer(
