@@ -12,6 +12,25 @@ from galaxy_sbi.spectra.posterior import SpectraPosterior, evaluate_posterior, t
 NAMES = [f"t{p}" for p in range(10, 100, 10)] + ["metallicity"]
 
 
+def _settings(parametrisation, **overrides):
+    """The npe settings of a small, fast flow (maf 16 x 2, 4 epochs) for the tests, with overrides."""
+    return (
+        dict(
+            parametrisation=parametrisation,
+            model="maf",
+            hidden_features=16,
+            num_transforms=2,
+            batch_size=64,
+            learning_rate=1e-3,
+            max_epochs=4,
+            stop_after_epochs=2,
+            validation_fraction=0.1,
+            prior_padding=0.05,
+        )
+        | overrides
+    )
+
+
 def _labels(n, rng):
     t = np.sort(rng.uniform(0.5, 13.5, (n, 9)), axis=1)
     return np.column_stack([t, rng.uniform(-2.0, 0.2, n)])
@@ -51,18 +70,8 @@ def test_linexp_round_trip_order_and_guard():
     assert order_violation_fraction(par.to_labels(random_theta[None]), NAMES) == 0.0
     with pytest.raises(ValueError, match="sfh_window"):
         LabelParametrisation("linexp", NAMES)
-    settings = dict(
-        parametrisation="linexp",
-        sfh_window=(0.0, 14.0),
-        model="maf",
-        hidden_features=8,
-        num_transforms=1,
-        batch_size=64,
-        learning_rate=1e-3,
-        max_epochs=1,
-        stop_after_epochs=1,
-        validation_fraction=0.1,
-        prior_padding=0.05,
+    settings = _settings(
+        "linexp", sfh_window=(0.0, 14.0), hidden_features=8, num_transforms=1, max_epochs=1, stop_after_epochs=1
     )
     # labels that are not those of linear-exponential SFHs are refused
     with pytest.raises(ValueError, match="not those of linear-exponential"):
@@ -73,19 +82,7 @@ def test_linexp_posterior_saves_and_reloads(tmp_path):
     rng = np.random.default_rng(2)
     labels = _linexp_labels(400, rng)
     x = np.column_stack([labels[:, [0, 4, 8, 9]]]) + rng.normal(0, 0.05, (400, 4))
-    settings = dict(
-        parametrisation="linexp",
-        sfh_window=(0.0, 14.0),
-        model="maf",
-        hidden_features=16,
-        num_transforms=2,
-        batch_size=64,
-        learning_rate=1e-3,
-        max_epochs=3,
-        stop_after_epochs=2,
-        validation_fraction=0.1,
-        prior_padding=0.05,
-    )
+    settings = _settings("linexp", sfh_window=(0.0, 14.0), max_epochs=3)
     post = train_label_posterior(labels[:350], x[:350], NAMES, settings, seed=0)
     loaded = SpectraPosterior.load(post.save(tmp_path / "p.pt"))
     assert loaded.parametrisation.kind == "linexp" and tuple(loaded.parametrisation.sfh_window) == (0.0, 14.0)
@@ -106,18 +103,7 @@ def test_train_save_load_sample(tmp_path):
     rng = np.random.default_rng(1)
     labels = _labels(600, rng)
     x = np.column_stack([labels, labels[:, :4] ** 0.5]) + rng.normal(0, 0.05, (600, 14))
-    settings = dict(
-        parametrisation="log_gaps",
-        model="maf",
-        hidden_features=16,
-        num_transforms=2,
-        batch_size=64,
-        learning_rate=1e-3,
-        max_epochs=4,
-        stop_after_epochs=2,
-        validation_fraction=0.1,
-        prior_padding=0.05,
-    )
+    settings = _settings("log_gaps")
     post = train_label_posterior(labels[:500], x[:500], NAMES, settings, seed=0)
     path = post.save(tmp_path / "posterior.pt")
     loaded = SpectraPosterior.load(path)
@@ -191,18 +177,10 @@ def test_dequantised_training_saves_its_grid(tmp_path):
     t0, log_tau = rng.choice([0.0, 1.0, 2.0, 3.0], 400), rng.choice([-0.2, 0.0, 0.2, 0.4], 400)
     labels[:, :9] = linexp_percentiles(t0, 10**log_tau, 0.0, 14.0)
     x = labels[:, [0, 4, 8, 9]] + rng.normal(0, 0.02, (400, 4))
-    settings = dict(
-        parametrisation="linexp",
+    settings = _settings(
+        "linexp",
         sfh_window=(0.0, 14.0),
-        model="maf",
-        hidden_features=16,
-        num_transforms=2,
-        batch_size=64,
-        learning_rate=1e-3,
         max_epochs=3,
-        stop_after_epochs=2,
-        validation_fraction=0.1,
-        prior_padding=0.05,
         dequantise=["metallicity", "alpha", "t0", "log10_tau"],
     )
     post = train_label_posterior(labels[:350], x[:350], NAMES, settings, seed=0)
@@ -303,18 +281,7 @@ def test_ordered_posterior_keeps_only_ordered_samples_and_reloads(tmp_path):
     t = np.sort(rng.uniform(0.5, 13.5, (600, 2)), axis=1)
     labels = np.column_stack([t, rng.uniform(-2.0, 0.2, 600)])
     x = labels + rng.normal(0, 1.0, labels.shape)  # posteriors ~1 Gyr wide: t10 and t20 overlap
-    settings = dict(
-        parametrisation="ordered",
-        model="maf",
-        hidden_features=16,
-        num_transforms=2,
-        batch_size=64,
-        learning_rate=1e-3,
-        max_epochs=4,
-        stop_after_epochs=2,
-        validation_fraction=0.1,
-        prior_padding=0.05,
-    )
+    settings = _settings("ordered")
     post = train_label_posterior(labels[:500], x[:500], names, settings, seed=0)
     assert post.parametrisation.theta_names == names
     loaded = SpectraPosterior.load(post.save(tmp_path / "posterior.pt"))

@@ -76,7 +76,8 @@ def ssp_library_inputs():
 
 def encoder_settings(wildcards):
     """The encoder section for one family: ``augmentation.enabled`` (true, false or a list of families) resolved to
-    this family's true / false, so switching another family's augmentation re-runs nothing here.
+    this family's true / false and ``basis_components`` (a number or one per family) to this family's number, so
+    switching another family's setting re-runs nothing here.
     """
     out = without_runtime("encoder")
     aug = dict(out["augmentation"])
@@ -85,6 +86,10 @@ def encoder_settings(wildcards):
         bool(enabled) if isinstance(enabled, bool) else wildcards.family in enabled
     )
     out["augmentation"] = aug
+    basis = out.get("basis_components", 0)
+    out["basis_components"] = (
+        int(basis) if isinstance(basis, int) else int(basis.get(wildcards.family, 0))
+    )
     return out
 
 

@@ -421,8 +421,9 @@ class EncoderModule(L.LightningModule):
         self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_epoch=True)
 
 
-def module_kwargs(settings: dict) -> dict:
-    """EncoderModule keyword arguments from the config's `encoder:` section."""
+def module_kwargs(settings: dict, family: str | None = None) -> dict:
+    """EncoderModule keyword arguments from the config's `encoder:` section (``basis_components`` a number, or one
+    per family: ``family``'s, 0 when it is not listed)."""
     keys = (
         "filters",
         "kernels",
@@ -438,10 +439,10 @@ def module_kwargs(settings: dict) -> dict:
         "augmentation",
         "input_scaling",
     )
-    return {k: settings[k] for k in keys} | {
-        "basis_components": settings.get("basis_components", 0),
-        "basis_snr": settings.get("basis_snr"),
-    }
+    basis = settings.get("basis_components", 0)
+    if isinstance(basis, dict):
+        basis = basis.get(family, 0)
+    return {k: settings[k] for k in keys} | {"basis_components": int(basis), "basis_snr": settings.get("basis_snr")}
 
 
 def load_encoder(path: str | Path, device: str = "cpu") -> EncoderModule:
@@ -581,7 +582,9 @@ def train_encoder(
         raise InputError(
             f"{data.family}: the training needs train and validation spectra (got {len(train_idx)} and {len(val_idx)})"
         )
-    module = EncoderModule(n_wavelength=data.flux.shape[1], parameters=data.parameters, **module_kwargs(settings))
+    module = EncoderModule(
+        n_wavelength=data.flux.shape[1], parameters=data.parameters, **module_kwargs(settings, data.family)
+    )
     module.set_data_stats(data.wavelength, data.labels[train_idx], data.flux[train_idx])
     bs = settings["batch_size"]
     train_loader = _loader(data.flux, data.labels, train_idx, bs, True, seed)
