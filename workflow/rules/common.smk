@@ -146,7 +146,12 @@ def family_memory_mb(wildcards, n_wavelength=4300):
 
 NPE = config["npe"]
 EVALUATION = config["evaluation"]
-PARAMETRISATION_OTHER = {"naive": "ordered", "ordered": "naive", "log_gaps": "naive", "linexp": "naive"}
+PARAMETRISATION_OTHER = {
+    "naive": "ordered",
+    "ordered": "naive",
+    "log_gaps": "naive",
+    "linexp": "naive",
+}
 
 
 def family_parametrisation(setting, family):
