@@ -350,7 +350,7 @@ def test_tiny_run_builds_the_posterior_stage(repo_root, tiny_workdir):
     )
     for png in ("accuracy_off_grid.png", "coverage_off_grid.png", "degraded.png"):
         assert (ev / png).stat().st_size > 10_000
-    assert not json.loads((tmp_path / "results/npe/nonparametric/training_naive.json").read_text())["noise"]["enabled"]
+    assert json.loads((tmp_path / "results/npe/nonparametric/training_naive.json").read_text())["noise"]["enabled"]
     for png in targets[3:]:
         assert (tmp_path / png).stat().st_size > 10_000
     # every rule wrote its benchmark file
@@ -379,11 +379,14 @@ RERUN_CASES = [
     ("npe", "npe: {learning_rate: 0.002}", ["npe_train", "observed_posterior"]),  # the matched NPEs too
     (
         "npe",
-        "npe: {noise: {snr_range: [20.0, 200.0]}}",  # the noise-aware family only
+        "npe: {noise: {snr_range: [20.0, 200.0]}}",  # the noise-aware families' (both, by default)
         [
             "results/npe/parametric/posterior_linexp.pt",
             "results/npe/parametric/posterior_naive.pt",
             "results/evaluation/parametric/metrics.json",
+            "results/npe/nonparametric/posterior_naive.pt",
+            "results/npe/nonparametric/posterior_ordered.pt",
+            "results/evaluation/nonparametric/metrics.json",
         ],
     ),
     ("evaluation", "evaluation: {n_samples: 40}", ["npe_evaluate", "npe_ordering_study"]),
