@@ -142,6 +142,12 @@ def _check_chem(chem: Mapping[str, Any]) -> None:
         )
 
 
+def family_value(setting: Any, family: str | None, default: Any) -> Any:
+    """A setting given for every family (a plain value) or per family (a mapping; ``default`` for a family it
+    leaves out): this family's value."""
+    return setting.get(family, default) if isinstance(setting, Mapping) else setting
+
+
 def config_hash(section: Any) -> str:
     """Short stable hash of a config section, stored in products for provenance."""
     blob = json.dumps(section, sort_keys=True, default=str).encode()

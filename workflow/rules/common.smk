@@ -6,6 +6,7 @@
 # re-runs the stages that read it and what is downstream of them, nothing else. Settings that change only
 # speed, storage or display (threads, progress bars, accelerator, batch sizes of pure inference, netCDF
 # chunking) are read by the scripts from the config directly (galaxy_sbi.workflow.RUNTIME_KEYS).
+from galaxy_sbi.config import family_value
 from galaxy_sbi.spectra.sfh import parametric_grid
 from galaxy_sbi.spectra.synth import spectra_cells
 from galaxy_sbi.workflow import RUNTIME_KEYS
@@ -86,9 +87,8 @@ def encoder_settings(wildcards):
         bool(enabled) if isinstance(enabled, bool) else wildcards.family in enabled
     )
     out["augmentation"] = aug
-    basis = out.get("basis_components", 0)
-    out["basis_components"] = (
-        int(basis) if isinstance(basis, int) else int(basis.get(wildcards.family, 0))
+    out["basis_components"] = int(
+        family_value(out.get("basis_components", 0), wildcards.family, 0)
     )
     return out
 
@@ -156,9 +156,7 @@ PARAMETRISATION_OTHER = {
 
 def family_parametrisation(setting, family):
     """npe.parametrisation is one kind for every family or a {family: kind} mapping (log_gaps if absent)."""
-    if isinstance(setting, str):
-        return setting
-    return dict(setting).get(family, "log_gaps")
+    return family_value(setting, family, "log_gaps")
 
 
 def other_parametrisation(family):

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import config_hash
+from ..config import config_hash, family_value
 from ..inference.metrics import r2_scores
 from ..workflow import RUNTIME_KEYS
 from . import realism
@@ -350,8 +350,11 @@ class EncoderModule(L.LightningModule):
 
     def augmenter(self) -> Augmenter:
         if self._augmenter is None:
-            fill = self.flux_mean.cpu().numpy() if self.hparams.input_scaling == "pixel" else None
-            self._augmenter = Augmenter(self.wavelength.cpu().numpy(), self.hparams.augmentation, fill=fill)
+            from .matched import encoder_fill  # masked pixels as the evaluation and the observed galaxies fill them
+
+            self._augmenter = Augmenter(
+                self.wavelength.cpu().numpy(), self.hparams.augmentation, fill=encoder_fill(self)
+            )
         return self._augmenter.to(self.device)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int = 0):
@@ -439,9 +442,7 @@ def module_kwargs(settings: dict, family: str | None = None) -> dict:
         "augmentation",
         "input_scaling",
     )
-    basis = settings.get("basis_components", 0)
-    if isinstance(basis, dict):
-        basis = basis.get(family, 0)
+    basis = family_value(settings.get("basis_components", 0), family, 0)
     return {k: settings[k] for k in keys} | {"basis_components": int(basis), "basis_snr": settings.get("basis_snr")}
 
 
