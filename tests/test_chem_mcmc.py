@@ -29,13 +29,14 @@ class LinearEmulator(torch.nn.Module):
         return theta @ self.w
 
 
-def test_emcee_runs_to_fifty_autocorrelation_times_and_finds_the_globals(rng):
+@pytest.mark.parametrize("moves", ["de", "stretch"])
+def test_emcee_runs_to_fifty_autocorrelation_times_and_finds_the_globals(rng, moves):
     emu = LinearEmulator()
     truth = np.array([-2.2, -2.95])
     theta = PRIORS.draw_population(1, rng, truth)
     obs = (emu(torch.as_tensor(theta, dtype=torch.float32)).numpy() + rng.normal(0, 0.05, (1, 8))).astype(float)
-    out = emcee_converged(emu, obs, PRIORS, 0.05, rng, chunk=200, max_steps=20000)
-    assert out["converged"] and out["autocorr_checks_s"] < out["wall_s"]
+    out = emcee_converged(emu, obs, PRIORS, 0.05, rng, chunk=200, max_steps=20000, moves=moves)
+    assert out["converged"] and out["moves"] == moves and out["autocorr_checks_s"] < out["wall_s"]
     assert out["dim"] == 2 + 4 and out["n_walkers"] >= 2 * out["dim"] + 2
     assert np.all(np.abs(np.array(out["estimate_mean"]) - truth) < 4 * np.array(out["estimate_sd"]) + 0.02)
 
@@ -63,3 +64,14 @@ def test_a_capped_run_is_projected_to_the_rule():
         50.0 * 55 * 1000 / 5000
     )
     assert out["emcee_scaling"]["lower_bound"] and out["emcee_scaling_projected"]["fitted_star_counts"] == [1, 10]
+
+
+def test_emcee_moves_by_name():
+    import emcee
+
+    from galaxy_sbi.inference.mcmc import emcee_moves
+
+    assert emcee_moves("stretch") is None  # emcee's default
+    assert {type(m) for m, _ in emcee_moves("de")} == {emcee.moves.DEMove, emcee.moves.DESnookerMove}
+    with pytest.raises(ValueError, match="'de' or 'stretch'"):
+        emcee_moves("hmc")

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from ..inference.mcmc import run_to_convergence
+from ..inference.mcmc import emcee_moves, run_to_convergence
 from .sfh import linexp_cumulative, linexp_percentiles
 from .synth import bin_ages, interpolation_matrix, median_rows
 
@@ -124,9 +124,8 @@ def fit_emcee(
     centre = _start(model, flux, sigma, low, high, rng, n_starts)
     width = 1e-3 * (high - low)
     p0 = np.clip(centre + width * rng.standard_normal((n_walkers, len(low))), low, high)
-    mix = [(emcee.moves.DEMove(), 0.8), (emcee.moves.DESnookerMove(), 0.2)] if moves == "de" else None
     sampler = emcee.EnsembleSampler(
-        n_walkers, len(low), log_probability, args=(model, flux, sigma, low, high), moves=mix
+        n_walkers, len(low), log_probability, args=(model, flux, sigma, low, high), moves=emcee_moves(moves)
     )
     sampler.random_state = np.random.RandomState(int(rng.integers(2**31))).get_state()  # emcee's public seed
     run = run_to_convergence(sampler, p0, chunk=chunk, max_steps=max_steps, min_tau_multiples=min_tau_multiples)
