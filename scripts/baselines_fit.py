@@ -21,12 +21,26 @@ def main(smk):
     post = SpectraPosterior.load(smk.input.posterior)
     encoder_seconds = json.loads(Path(smk.input.encoder_metrics).read_text()).get("training_time_s", np.nan)
     training = encoder_seconds + post.summary.get("training_time_s", np.nan)
-    with xr.open_dataset(smk.input.grid) as grid, tempfile.TemporaryDirectory() as tmp:
+    with (
+        xr.open_dataset(smk.input.grid) as grid,
+        xr.open_dataset(smk.input.library) as library,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         grid, allowed = baselines.single_alpha(grid.load(), data)
+        library = baselines.library_at_alpha(library.load(), grid)
         rows = baselines.pick_spectra(data, p.baselines["n_spectra"], p.baselines["seed"], allowed)
         sps = write_sps_templates(grid.isel(age=slice(None, None, p.baselines["ppxf"]["age_step"])), f"{tmp}/sps.npz")
         out = baselines.fit_family(
-            data, rows, load_encoder(smk.input.encoder), post, grid, p.baselines, p.sfh_parametric, sps, training
+            data,
+            rows,
+            load_encoder(smk.input.encoder),
+            post,
+            grid,
+            library,
+            p.baselines,
+            p.sfh_parametric,
+            sps,
+            training,
         )
     np.savez(smk.output.fits, **out)
 

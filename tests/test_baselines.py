@@ -53,6 +53,28 @@ def test_the_continuous_model_is_the_training_forward_model(grid):
     np.testing.assert_allclose(model([t0, np.log10(tau), -0.875]), forward(W, mixed_ssps)[0][0], rtol=2e-6)
 
 
+def test_the_continuous_model_is_the_cubes_continuous_metallicity_model(grid):
+    """On the native library it gives the cubes' spectra at any [M/H] (off_grid.continuous_spectra, which
+    spectra.metallicity_sampling: continuous uses), so the true parameters reproduce a test spectrum."""
+    from galaxy_sbi.spectra.off_grid import continuous_spectra
+
+    model = LinexpSpectrumModel.from_grid(grid, TIME)
+    t = linear_grid(**TIME)
+    t0, tau = 3.1, 0.8
+    W = native_weights(t, linexp_cumulative(t, np.array([t0]), np.array([tau])), AGES, t[-1])[0]
+    for z in (-0.93, -0.41, -0.02):
+        expect, _ = continuous_spectra(W, grid, np.array([z]))
+        np.testing.assert_allclose(model([t0, np.log10(tau), z]), expect[0], rtol=1e-5)
+
+
+def test_the_native_library_at_the_grids_alpha(grid):
+    assert baselines.library_at_alpha(grid, grid) is grid  # no alpha axis: as it is
+    alphas = xr.concat([grid, grid * 2.0], dim=xr.DataArray([0.0, 0.4], dims="alpha", name="alpha"))
+    at = baselines.library_at_alpha(alphas, grid.assign_coords(alpha=0.1))  # single_alpha's grid
+    np.testing.assert_allclose(at["flux"].values, 1.25 * grid["flux"].values)  # linear between the native models
+    assert "alpha" not in at["flux"].dims
+
+
 def test_emcee_posterior_of_a_high_snr_spectrum_covers_its_truth(grid):
     model = LinexpSpectrumModel.from_grid(grid, TIME)
     truth = np.array([2.3, np.log10(1.4), -0.62])

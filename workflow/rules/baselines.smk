@@ -11,6 +11,8 @@ rule baselines_fit:
     input:
         cubes=spectra_files,
         grid="results/ssp/ssp_grid.nc",
+        # emcee's forward model: the native models the cubes' continuous [M/H] is interpolated between
+        library=rules.ssp_library.output.library,
         encoder="results/encoder/{family}/encoder.ckpt",
         encoder_metrics="results/encoder/{family}/metrics.json",
         posterior=configured_posterior,
