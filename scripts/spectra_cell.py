@@ -14,7 +14,7 @@ def main(smk):
         xr.open_dataset(smk.input.grid) as grid,
         xr.open_dataset(smk.input.library) as library,
     ):
-        cube = build_cell(sfh.load(), grid.load(), smk.wildcards.cell, cfg, seed, library=library.load())
+        cube = build_cell(sfh, grid.load(), smk.wildcards.cell, cfg, seed, library=library.load())
     cube.attrs.update(
         provenance_attrs(
             {"spectra": cfg, "seed": seed}, stage=f"spectra_cell {smk.wildcards.family} {smk.wildcards.cell}"

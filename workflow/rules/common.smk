@@ -108,13 +108,23 @@ def sfh_settings(wildcards):
         or sfh["parametric"]["sampling"] == "continuous"
     ):
         out["seed"] = config["seed"]  # drawn; the parametric lattice is not
+    if (
+        wildcards.family == "nonparametric"
+        and sfh["nonparametric"].get("per_cell", "shared") == "distinct"
+    ):
+        out["cells"] = SPECTRA_CELLS  # each cell its own SFHs
     return out
 
 
 def off_grid_sfh_settings(wildcards):
     """What a family's off-grid test SFHs depend on: its prior's ranges, not the training set's size or lattice."""
-    out = {k: v for k, v in sfh_settings(wildcards).items() if k != "seed"}
-    drop = {"parametric": ("thin", "sampling"), "nonparametric": ("n_per_cell",)}[
+    out = {
+        k: v for k, v in sfh_settings(wildcards).items() if k not in ("seed", "cells")
+    }
+    drop = {
+        "parametric": ("thin", "sampling"),
+        "nonparametric": ("n_per_cell", "per_cell"),
+    }[
         wildcards.family
     ]
     out[wildcards.family] = {
@@ -175,6 +185,7 @@ def npe_settings(wildcards):
     kind = wildcards.parametrisation
     out = {k: v for k, v in NPE.items() if k not in ("parametrisation", "noise")}
     out["parametrisation"] = kind
+    out["batch_size"] = family_value(NPE["batch_size"], wildcards.family, None)
     out["noise"] = npe_noise(wildcards.family)
     if kind == "linexp":  # the linear-exponential SFHs' window (start, t_obs)
         t = config["sfh"]["parametric"]["time_gyr"]

@@ -331,14 +331,20 @@ def make_nonparametric(
     percentiles: Sequence[int] = DEFAULT_PERCENTILES,
     processes: int = 1,
     progress: bool = True,
+    cells: Sequence[str] | None = None,
 ) -> xr.Dataset:
-    """n_per_cell dense_basis GP-SFHs on dense_basis's own time grid (0...13.47 Gyr at z = 0).
+    """dense_basis GP-SFHs on dense_basis's own time grid (0...13.47 Gyr at z = 0), drawn once (seeded).
 
-    The set is drawn once (seeded) and combined with every ([M/H], [alpha/Fe]) cell by the spectra stage.
-    Percentiles are recomputed from the returned SFR (the tuple's t_x can be badly off when the prior's SFR
-    and t_x conflict); the SFR is rescaled so that it integrates to `stellar_mass`.
+    ``per_cell: distinct`` (needs ``cells``, the spectra stage's cell names): n_per_cell SFHs for each cell, a
+    ``cell`` coordinate saying whose, so no two spectra share an SFH; ``shared``: n_per_cell SFHs combined with every
+    ([M/H], [alpha/Fe]) cell. Percentiles are recomputed from the returned SFR (the tuple's t_x can be badly off when
+    the prior's SFR and t_x conflict); the SFR is rescaled so that it integrates to `stellar_mass`.
     """
-    n = int(cfg["n_per_cell"])
+    per_cell = int(cfg["n_per_cell"])
+    distinct = cfg.get("per_cell", "shared") == "distinct"
+    if distinct and not cells:
+        raise ValueError("sfh.nonparametric.per_cell: distinct needs the spectra cells' names")
+    n = per_cell * (len(cells) if distinct else 1)
     tuples = draw_dense_basis_tuples(n, cfg, np.log10(stellar_mass), derived_seed(seed, "sfh", "nonparametric"))
     blocks = np.array_split(tuples, max(1, min(n, 8 * processes)))
     if processes > 1 and n > 1:
@@ -362,6 +368,10 @@ def make_nonparametric(
     sfr *= (stellar_mass / mass)[:, None]
     ds = sfh_dataset(time, sfr, cum, percentiles, family="nonparametric", stellar_mass=stellar_mass)
     ds = ds.assign_coords(tx_index=np.arange(tuples.shape[1] - 3))
+    if distinct:
+        ds = ds.assign_coords(
+            cell=("sfh", np.repeat(np.asarray(cells, dtype=str), per_cell), {"long_name": "the spectra cell it is for"})
+        )
     ds["db_log_sfr"] = (
         "sfh",
         tuples[:, 1],
@@ -455,13 +465,21 @@ def sfh_dataset(time, sfr, cumulative, percentiles, family: str, stellar_mass: f
     return ds
 
 
-def make_family(family: str, sfh_cfg: dict, seed: int, processes: int = 1, progress: bool = True) -> xr.Dataset:
-    """The SFH product of one family from the `sfh:` config section."""
+def make_family(
+    family: str, sfh_cfg: dict, seed: int, processes: int = 1, progress: bool = True, cells: Sequence[str] | None = None
+) -> xr.Dataset:
+    """The SFH product of one family from the `sfh:` config section (``cells``: see make_nonparametric)."""
     percentiles = sfh_cfg["percentiles"]
     if family == "parametric":
         return make_parametric(sfh_cfg["parametric"], sfh_cfg["stellar_mass"], percentiles, seed=seed)
     if family == "nonparametric":
         return make_nonparametric(
-            sfh_cfg["nonparametric"], sfh_cfg["stellar_mass"], seed, percentiles, processes=processes, progress=progress
+            sfh_cfg["nonparametric"],
+            sfh_cfg["stellar_mass"],
+            seed,
+            percentiles,
+            processes=processes,
+            progress=progress,
+            cells=cells,
         )
     raise ValueError(f"unknown SFH family {family!r} (choose from {FAMILIES})")

@@ -24,7 +24,8 @@ the factor is kept as `flux_norm`, so flux * flux_norm is the spectrum in Lsun/A
 
 Split: every SFH index is assigned once to train/validation/test (seeded by the master seed and the family
 only), so a given SFH is in the same split in every cell: no SFH leaks from training into the test set
-through another ([M/H], [alpha/Fe]) cell.
+through another ([M/H], [alpha/Fe]) cell. With distinct SFHs per cell (sfh.nonparametric.per_cell) a cell takes
+only the SFHs drawn for it (cell_sfhs) and no two spectra share one.
 """
 
 from __future__ import annotations
@@ -251,6 +252,22 @@ def assign_split(n: int, fractions: dict, seed: int, family: str) -> np.ndarray:
     return split
 
 
+def cell_sfhs(sfh: xr.Dataset, cell: str, fractions: dict, seed: int) -> tuple[xr.Dataset, np.ndarray]:
+    """The SFHs (loaded) a cell's spectra are made of, and their splits: those whose ``cell`` coordinate names it
+    (sfh.nonparametric.per_cell: distinct) or all of them. The split is drawn over the whole SFH file, so an SFH's
+    split does not depend on which cells are built."""
+    split = assign_split(sfh.sizes["sfh"], fractions, seed, sfh.attrs["family"])
+    if "cell" not in sfh.coords:
+        return sfh.load(), split
+    mine = sfh["cell"].values.astype(str) == cell
+    if not mine.any():
+        raise InputError(
+            f"the SFH file has no SFHs for cell {cell!r} (it has {sorted(set(sfh['cell'].values.astype(str)))}): "
+            "it was drawn for other [M/H] cells; rerun the sfh rule"
+        )
+    return sfh.isel(sfh=np.flatnonzero(mine)).load(), split[mine]
+
+
 def continuous_chemistry(grid: xr.Dataset, metallicity: float, alpha: float | None, n: int, seed: int, family: str):
     """Per-spectrum [M/H] (and [alpha/Fe]) uniform within the cell of the grid (sfh.cell_edges), seeded per cell."""
     from .sfh import cell_edges
@@ -274,6 +291,7 @@ def build_cell(
     continuous`` every spectrum's [M/H] (and [alpha/Fe]) is drawn within the cell and synthesised from the native
     ``library`` (linear between its models, as ``grid`` was made)."""
     metallicity, alpha = parse_cell(cell)
+    sfh, split = cell_sfhs(sfh, cell, spectra_cfg["split"], seed)
     ssps = cell_ssps(grid, metallicity, alpha)
     native_ages = ssps["age"].values
     time = sfh["time"].values
@@ -357,8 +375,8 @@ def build_cell(
             "parameter": ("parameter", np.array(names, dtype=str)),
             "split": (
                 "sample",
-                assign_split(n, spectra_cfg["split"], seed, family),
-                {"long_name": "train / validation / test, assigned once per SFH index (the same in every cell)"},
+                split,
+                {"long_name": "train / validation / test, assigned once per SFH index (the same wherever the SFH is used)"},
             ),
             "metallicity": (
                 (),
