@@ -115,6 +115,22 @@ def test_dense_basis_family(dense_basis_set):
     assert np.all(np.diff(ds.percentiles.values, axis=1) >= 0)
 
 
+def test_dense_basis_distinct_sfhs_per_cell():
+    cells = ["m-0.20", "m+0.00"]
+    ds = sfh.make_nonparametric(
+        {**NONPARAMETRIC, "n_per_cell": 3, "per_cell": "distinct"}, 1e10, 7, cells=cells, progress=False
+    )
+    assert ds.sizes["sfh"] == 6
+    assert list(ds.cell.values) == ["m-0.20"] * 3 + ["m+0.00"] * 3
+    assert len(np.unique(ds.percentiles.values[:, 4])) == 6  # six different SFHs
+    shared = sfh.make_nonparametric(
+        {**NONPARAMETRIC, "n_per_cell": 3, "per_cell": "shared"}, 1e10, 7, cells=cells, progress=False
+    )
+    assert shared.sizes["sfh"] == 3 and "cell" not in shared.coords
+    with pytest.raises(ValueError, match="needs the spectra cells"):
+        sfh.make_nonparametric({**NONPARAMETRIC, "per_cell": "distinct"}, 1e10, 7)
+
+
 def test_dense_basis_same_seed_same_set_in_parallel(dense_basis_set):
     again = sfh.make_nonparametric(NONPARAMETRIC, 1e10, seed=7, processes=2, progress=False)
     np.testing.assert_array_equal(again.sfr.values, dense_basis_set.sfr.values)

@@ -210,3 +210,24 @@ def test_cells_off_the_grid_and_age_edges_are_refused(parametric):
         synth.build_cell(parametric, grid, "m+0.00_a0.20", SPECTRA, seed=5)
     with pytest.raises(InputError, match="outside the SSP grid"):
         synth.build_cell(parametric, grid, "m+0.00", {**SPECTRA, "age_edges": "error"}, seed=5)
+
+
+def test_distinct_sfhs_per_cell_are_used_once_and_keep_their_split(parametric):
+    """sfh.nonparametric.per_cell: distinct: a cell's spectra are made of the SFHs drawn for it, no SFH is in two
+    cells, and each SFH keeps the split drawn over the whole file."""
+    grid = fake_ssps(n_met=2)
+    n = parametric.sizes["sfh"]
+    cells = np.where(np.arange(n) < n // 2, "m-0.20", "m+0.00")
+    distinct = parametric.assign_coords(cell=("sfh", cells))
+    whole_file_split = synth.assign_split(n, SPECTRA["split"], seed=5, family="parametric")
+    seen = []
+    for cell in ("m-0.20", "m+0.00"):
+        cube = synth.build_cell(distinct, grid, cell, SPECTRA, seed=5)
+        mine = np.flatnonzero(cells == cell)
+        np.testing.assert_array_equal(cube.sample.values, mine)
+        np.testing.assert_array_equal(cube.split.values, whole_file_split[mine])
+        np.testing.assert_allclose(cube.labels.values[:, :9], parametric.percentiles.values[mine])
+        seen.append(cube.sample.values)
+    assert not set(seen[0]) & set(seen[1]) and len(seen[0]) + len(seen[1]) == n
+    with pytest.raises(InputError, match="no SFHs for cell 'm-0.20'"):
+        synth.build_cell(distinct.isel(sfh=slice(n // 2, None)), grid, "m-0.20", SPECTRA, seed=5)

@@ -124,9 +124,7 @@ def off_grid_sfh_settings(wildcards):
     drop = {
         "parametric": ("thin", "sampling"),
         "nonparametric": ("n_per_cell", "per_cell"),
-    }[
-        wildcards.family
-    ]
+    }[wildcards.family]
     out[wildcards.family] = {
         k: v for k, v in out[wildcards.family].items() if k not in drop
     }

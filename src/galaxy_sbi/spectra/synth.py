@@ -376,7 +376,9 @@ def build_cell(
             "split": (
                 "sample",
                 split,
-                {"long_name": "train / validation / test, assigned once per SFH index (the same wherever the SFH is used)"},
+                {
+                    "long_name": "train / validation / test, assigned once per SFH index (the same wherever the SFH is used)"
+                },
             ),
             "metallicity": (
                 (),
