@@ -3,6 +3,7 @@ band against pPXF's, and the spectrum reconstructed from the posterior over the 
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -98,6 +99,8 @@ def plot_mass_assembly(time, curves, t_obs, ppxf_curve, path, title: str = "", n
     sec.set_xlabel("lookback time (Gyr)")
     ax.legend(loc="upper left", fontsize=8)
     if note:
+        # wrapped to the axes' width: a one-line systematic ran past the y label
+        note = "\n".join(textwrap.fill(line, 80) for line in note.splitlines())
         ax.text(0.98, 0.04, note, transform=ax.transAxes, ha="right", va="bottom", fontsize=8,
                 bbox=dict(fc="white", ec="0.8", alpha=0.9))  # fmt: skip
     ax.set_title(title or "mass assembly")
