@@ -20,7 +20,12 @@ def main(smk):
         if i == 0:
             out["configured"] = post.parametrisation.kind
         ev = evaluate_posterior(
-            post, x, labels, smk.params.evaluation["n_samples"], seed=smk.params.evaluation["seed"], joint=False
+            post,
+            post.inputs(x),
+            labels,
+            smk.params.evaluation["n_samples"],
+            seed=smk.params.evaluation["seed"],
+            joint=False,
         )["metrics"]
         out[post.parametrisation.kind] = {
             "order_violation_fraction": ev["order_violation_fraction"],

@@ -291,3 +291,134 @@ def test_ordered_posterior_keeps_only_ordered_samples_and_reloads(tmp_path):
     assert all(len(np.unique(ordered[:, i, 0])) == 200 for i in range(20))
     loaded.parametrisation = LabelParametrisation("naive", names)
     assert order_violation_fraction(loaded.sample_labels(x[500:520], 200, seed=3), names) > 0.05
+
+
+def test_conditioning_columns_name_the_noise_free_case_and_check_their_inputs():
+    from galaxy_sbi.spectra.conditioning import CLEAN_LOG10_SNR, conditioning_columns
+
+    cols = conditioning_columns(["log10_snr"], 3, np.array([np.inf, 20.0, 5000.0]))
+    np.testing.assert_allclose(cols[:, 0], [CLEAN_LOG10_SNR, np.log10(20.0), CLEAN_LOG10_SNR])
+    both = conditioning_columns(["blue_mask", "log10_snr"], 2, None, blue_mask=True)  # scalars broadcast, in order
+    np.testing.assert_array_equal(both, [[1.0, CLEAN_LOG10_SNR]] * 2)
+    with pytest.raises(ValueError, match="unknown conditioning"):
+        conditioning_columns(["snr"], 2, 10.0)
+    with pytest.raises(ValueError, match="positive"):
+        conditioning_columns(["log10_snr"], 1, 0.0)
+
+
+def test_a_posterior_told_the_snr_narrows_with_it_and_reloads_knowing_it(tmp_path, rng):
+    """x = theta + noise of sd 1 / S/N (noise-free rows: none): told log10 S/N, one posterior is narrow at high S/N
+    and wide at low S/N; it saves what it was told, and an untold posterior takes the latents as they are."""
+    names = ["t50", "metallicity"]
+    n = 4000
+    labels = np.column_stack([rng.uniform(1.0, 12.0, n), rng.uniform(-2.0, 0.4, n)])
+    snr = np.where(rng.uniform(size=n) < 0.5, np.inf, 10 ** rng.uniform(-0.5, 1.0, n))  # half noise-free, 0.3-10
+    latents = labels + rng.normal(size=labels.shape) / snr[:, None]
+    settings = _settings(
+        "naive", model="nsf", hidden_features=32, num_transforms=2, batch_size=128, learning_rate=3e-3, max_epochs=20
+    )
+    told = SpectraPosterior(None, None, None, None, info={"conditioning": ["log10_snr"]})
+    x = told.inputs(latents, snr)
+    assert x.shape == (n, 3) and x[np.isinf(snr), 2].min() == 3.0
+    post = train_label_posterior(
+        labels, x, names, settings | {"schedule": "onecycle"}, seed=0, conditioning=["log10_snr"]
+    )
+    post.save(tmp_path / "told.pt")
+    loaded = SpectraPosterior.load(tmp_path / "told.pt")
+    assert loaded.conditioning == ["log10_snr"]
+    truth = np.array([[6.0, -0.8]])
+    sd = {s: loaded.sample_labels(loaded.inputs(truth, s), 500, seed=1)[:, 0].std(0) for s in (None, 10.0, 0.5)}
+    # noise sd 2 / 0.1 / 0 (measured 1.20 / 0.74 / 0.20: a small flow after 20 epochs, but ordered by S/N)
+    assert sd[0.5][0] > 3 * sd[None][0] and sd[0.5][0] > sd[10.0][0] > sd[None][0]
+    assert 0.8 < sd[0.5][0] < 3.0
+    untold = train_label_posterior(labels, latents, names, settings | {"max_epochs": 1}, seed=0)
+    assert untold.conditioning == []
+    np.testing.assert_array_equal(untold.inputs(latents, 20.0), latents)
+
+
+def test_noise_aware_training_set_gives_every_row_its_snr():
+    from galaxy_sbi.spectra.latents import noise_aware_training_set
+
+    class Encoder:  # the latents: the flux's first 100 pixels
+        def encode(self, flux, batch_size=512):
+            return (np.asarray(flux)[:, :100],)
+
+    flux = np.ones((50, 120))
+    x, labels, snr = noise_aware_training_set(
+        flux[:, :100], np.arange(50.0)[:, None], flux, Encoder(), {"snr_range": [10.0, 100.0], "copies": 2}, 0, "toy"
+    )
+    assert x.shape == (150, 100) and labels.shape == (150, 1)
+    np.testing.assert_array_equal(labels[:, 0], np.tile(np.arange(50.0), 3))
+    assert np.isinf(snr[:50]).all() and (snr[50:] >= 10).all() and (snr[50:] <= 100).all()
+    np.testing.assert_array_equal(x[:50], flux[:50, :100])  # the clean rows untouched
+    sd = np.std(x[50:] - 1.0, axis=1)  # each noisy row's scatter follows its S/N (sigma = median / S/N)
+    np.testing.assert_allclose(sd, 1 / snr[50:], rtol=0.25)
+
+
+def test_the_prior_box_of_the_percentiles_stops_at_the_big_bang_and_t_obs(rng):
+    labels = _labels(300, rng)  # t in (0.5, 13.5): padded by 5 % of the width, the box would reach 0.5 - 0.65 < 0
+    labels[:, :9] = np.clip(labels[:, :9] - 0.45, 0.01, 13.75)
+    labels[:10, 8] = 13.75  # SFHs that end at the observation
+    settings = _settings("naive", max_epochs=1)
+    post = train_label_posterior(labels, labels + 0.1, NAMES, settings, time_range=(0.0, 13.8))
+    low, high = np.asarray(post.low), np.asarray(post.high)
+    assert (low[:9] >= 0.0).all() and (high[:9] <= 13.8).all()
+    assert low[0] == 0.0 and high[8] == 13.8  # clipped where the padding would cross them (t10 low, t90 high)
+    assert low[9] < labels[:, 9].min() and high[9] > labels[:, 9].max()  # [M/H] keeps its padding
+    samples = post.sample_labels(labels[:5] + 0.1, 200, seed=0)
+    assert samples[..., :9].min() >= 0.0 and samples[..., :9].max() <= 13.8
+    gaps = train_label_posterior(labels, labels + 0.1, NAMES, _settings("log_gaps", max_epochs=1), time_range=(0, 13.8))
+    assert np.asarray(gaps.low)[0] == 0.0 and np.asarray(gaps.low)[1] < 0  # t10 only; the log-gaps are not times
+    unclipped = train_label_posterior(labels, labels + 0.1, NAMES, settings)
+    assert np.asarray(unclipped.low)[0] < 0
+
+
+def test_npe_training_sets_tell_the_npe_what_each_copy_carries():
+    """npe.noise.inputs: [] and [log10_snr] give white-noise copies, the full set observation-like ones whose every
+    chunk of spectra carries one drawn setting, told to the NPE; noise-free rows are told (3, 0, 0)."""
+    from types import SimpleNamespace
+
+    from galaxy_sbi.spectra.conditioning import CHUNK, npe_training_set
+
+    class Encoder:  # the latents: the mean of the blue and the red half, and the flux scatter
+        hparams = SimpleNamespace(input_scaling="none")
+
+        def encode(self, flux, batch_size=512):
+            f = np.asarray(flux, float)
+            return (np.column_stack([f[:, :200].mean(1), f[:, 200:].mean(1), f.std(1)]),)
+
+    wave = np.linspace(3540.5, 7409.6, 400)
+    n = 3 * CHUNK
+    flux = np.ones((n, len(wave))) + 0.1 * np.sin(wave / 20.0)[None]  # absorption-like structure to broaden
+    x = Encoder().encode(flux)[0]
+    labels = np.arange(float(n))[:, None]
+    noise = {
+        "snr_range": [10.0, 100.0],
+        "copies": 2,
+        "sigma_kms_range": [0.0, 350.0],
+        "mask_probability": 0.5,
+        "instrument": {"instrumental_fwhm_angstrom": 2.76, "blue_mask_below_angstrom": 3800.0},
+    }
+    white, _, told = npe_training_set(x, labels, flux, wave, Encoder(), noise | {"inputs": []}, 0, "toy")
+    assert white.shape == (3 * n, 3) and told == []
+    snr_only, _, told = npe_training_set(x, labels, flux, wave, Encoder(), noise | {"inputs": ["log10_snr"]}, 0, "toy")
+    assert told == ["log10_snr"] and (snr_only[:n, 3] == 3.0).all() and (snr_only[n:, 3] <= 2.0).all()
+    full_inputs = ["log10_snr", "sigma_100kms", "blue_mask"]
+    full, lab, told = npe_training_set(x, labels, flux, wave, Encoder(), noise | {"inputs": full_inputs}, 0, "toy")
+    assert told == full_inputs and full.shape == (3 * n, 6)
+    np.testing.assert_array_equal(full[:n, 3:], np.tile([3.0, 0.0, 0.0], (n, 1)))
+    cond = full[n:, 3:]
+    assert (
+        (cond[:, 0] >= 1.0).all()
+        and (cond[:, 0] <= 2.0).all()
+        and (cond[:, 1] >= 0).all()
+        and (cond[:, 1] <= 3.5).all()
+    )
+    settings = {tuple(r) for r in cond.round(6)}
+    assert len(settings) == 2 * n // CHUNK  # one drawn setting per chunk and copy
+    assert sorted(lab[n:, 0]) == sorted(np.tile(labels[:, 0], 2))  # every spectrum once per copy, shuffled
+    # the copies carry what they are told: the noise in the flux scatter falls as the told S/N rises
+    scatter = full[n:, 2] - x[0, 2]
+    assert np.corrcoef(scatter, cond[:, 0])[0, 1] < -0.5
+    with pytest.raises(ValueError, match="npe.noise.inputs"):
+        npe_training_set(x, labels, flux, wave, Encoder(), noise | {"inputs": ["sigma_100kms"]}, 0, "toy")

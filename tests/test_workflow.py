@@ -334,6 +334,9 @@ def test_tiny_run_builds_the_posterior_stage(repo_root, tiny_workdir):
         n_fit = int((lat["split"].values.astype(str) != "test").sum())
         assert len(np.unique(lat["labels"].sel(parameter="metallicity").values)) == lat.sizes["sample"]
     assert training["noise"]["enabled"] and training["n_train"] == 2 * n_fit  # clean + one noisy copy
+    # told each spectrum's S/N: the saved posterior builds that input itself, and the evaluation says so
+    assert training["conditioning"] == ["log10_snr", "sigma_100kms", "blue_mask"]
+    assert "observation-like" in metrics["npe_noise"]
     assert training["dequantised"] == {} and "dequantised" not in metrics["coverage"]
     # the headline is the off-grid set; the fixed degradations beside it
     off = metrics["off_grid"]

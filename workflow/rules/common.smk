@@ -173,9 +173,22 @@ def other_parametrisation(family):
 
 
 def npe_noise(family):
-    """The family's noisy training copies ({snr_range, copies}) or None when it trains on clean spectra."""
+    """The family's degraded training copies and what its NPE is told (conditioning.npe_training_set), or None when
+    it trains on clean spectra."""
     noise = NPE["noise"]
-    return pick(noise, "snr_range", "copies") if family in noise["families"] else None
+    if family not in noise["families"]:
+        return None
+    out = pick(noise, "snr_range", "copies", "inputs")
+    if (
+        "sigma_100kms" in noise["inputs"]
+    ):  # observation-like copies: the instrument of the degraded test spectra
+        out.update(pick(noise, "sigma_kms_range", "mask_probability"))
+        out["instrument"] = pick(
+            EVALUATION["degraded"],
+            "instrumental_fwhm_angstrom",
+            "blue_mask_below_angstrom",
+        )
+    return out
 
 
 def npe_settings(wildcards):

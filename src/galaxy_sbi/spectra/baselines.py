@@ -59,18 +59,19 @@ def _interval_row(samples: np.ndarray) -> dict:
     return {"estimate": med, "low": lo, "high": hi}
 
 
-def run_anpe(flux, encoder, posterior, n_samples: int, seed: int) -> tuple[list[dict], dict]:
-    """ANPE on every spectrum, timed one spectrum at a time (encode + sample) and as one batch."""
+def run_anpe(flux, snr: float, encoder, posterior, n_samples: int, seed: int) -> tuple[list[dict], dict]:
+    """ANPE on every spectrum (at ``snr``, which a conditioned posterior is told), timed one spectrum at a time
+    (encode + sample) and as one batch."""
     rows, seconds = [], []
-    posterior.sample_labels(encoder.encode(flux[:1])[0], 10, seed=seed)  # untimed warm-up (torch, sbi)
+    posterior.sample_labels(posterior.inputs(encoder.encode(flux[:1])[0], snr), 10, seed=seed)  # untimed warm-up
     for i in range(len(flux)):
         t = time.perf_counter()
-        x = encoder.encode(flux[i : i + 1])[0]
+        x = posterior.inputs(encoder.encode(flux[i : i + 1])[0], snr)
         s = posterior.sample_labels(x, n_samples, seed=seed + i)[:, 0]
         seconds.append(time.perf_counter() - t)
         rows.append({**_interval_row(s), "seconds": seconds[-1], "samples": s})
     t = time.perf_counter()
-    posterior.sample_labels(encoder.encode(flux)[0], n_samples, seed=seed)
+    posterior.sample_labels(posterior.inputs(encoder.encode(flux)[0], snr), n_samples, seed=seed)
     batch = (time.perf_counter() - t) / len(flux)
     return rows, {"batch_seconds_per_spectrum": batch, "n_batch": len(flux)}
 
@@ -276,7 +277,7 @@ def fit_family(
         low, high = emcee_prior(sfh_parametric, grid["metallicity"].values)
     for snr in settings["snr"]:
         flux, sigma = noisy(data.flux[rows], snr, seed, family)
-        anpe, batch = run_anpe(flux, encoder, posterior, settings["anpe"]["n_samples"], seed)
+        anpe, batch = run_anpe(flux, snr, encoder, posterior, settings["anpe"]["n_samples"], seed)
         out[f"anpe/{snr:g}/batch_seconds_per_spectrum"] = np.array(batch["batch_seconds_per_spectrum"])
         methods = {"anpe": anpe}
         if model is not None:  # emcee's model is the linear-exponential law

@@ -28,9 +28,39 @@ from .posterior import evaluate_posterior, train_label_posterior
 log = logging.getLogger(__name__)
 
 
+#: what the NPE of a noise-free spectrum is told: log10 S/N = 3 (S/N 1000), above every noisy training copy's
+CLEAN_LOG10_SNR = 3.0
+#: the inputs a conditioned NPE can be given beside the latents, in this order
+INPUTS = ("log10_snr", "sigma_100kms", "blue_mask")
+#: spectra degraded under one random setting at a time (they share one broadening kernel)
+CHUNK = 128
+
+
+def log10_snr(snr) -> np.ndarray:
+    """log10 S/N as a conditioned NPE reads it; None or inf (noise-free) and S/N above 1000 give CLEAN_LOG10_SNR."""
+    s = np.asarray(np.inf if snr is None else snr, float)
+    if np.any(s <= 0):
+        raise ValueError("S/N must be positive")
+    return np.minimum(np.log10(s), CLEAN_LOG10_SNR)
+
+
+def conditioning_columns(inputs, n: int, snr=None, sigma_kms=0.0, blue_mask=False) -> np.ndarray:
+    """(n, len(inputs)) columns of the named ``inputs`` (of INPUTS) for n spectra; each value a scalar or one per
+    spectrum. snr None: noise-free."""
+    unknown = set(inputs) - set(INPUTS)
+    if unknown:
+        raise ValueError(f"unknown conditioning inputs {sorted(unknown)} (known: {', '.join(INPUTS)})")
+    values = {
+        "log10_snr": log10_snr(snr),
+        "sigma_100kms": np.asarray(sigma_kms, float) / 100.0,
+        "blue_mask": np.asarray(blue_mask, float),
+    }
+    return np.column_stack([np.broadcast_to(values[k], (n,)) for k in inputs]).reshape(n, len(inputs))
+
+
 def conditioning_vector(setting: dict) -> np.ndarray:
-    """What the conditioned NPE is told about a spectrum: log10 S/N, sigma in units of 100 km/s, the mask flag."""
-    return np.array([np.log10(setting["snr"]), setting["sigma_kms"] / 100.0, float(setting["blue_mask"])])
+    """What the study's conditioned NPE is told about a spectrum: log10 S/N, sigma in units of 100 km/s, the mask."""
+    return conditioning_columns(INPUTS, 1, setting["snr"], setting["sigma_kms"], setting["blue_mask"])[0]
 
 
 def _with_conditioning(latents: np.ndarray, setting: dict) -> np.ndarray:
@@ -50,12 +80,23 @@ def random_settings(n: int, cfg: dict, rng: np.random.Generator) -> list[dict]:
     ]
 
 
-def conditioned_training_set(encoder, flux, labels, wavelength, degraded_cfg, cfg: dict, seed: int, batch=512):
-    """(x = [latents, conditioning], labels) of ``cfg['copies']`` random degradations of every training spectrum."""
+def conditioned_training_set(
+    encoder,
+    flux,
+    labels,
+    wavelength,
+    degraded_cfg,
+    cfg: dict,
+    seed: int,
+    batch=512,
+    stream=("conditioning", "training"),
+):
+    """(x = [latents, conditioning], labels) of ``cfg['copies']`` random degradations of every training spectrum;
+    ``stream``: the names of its random stream (:func:`derived_seed`)."""
     fill = encoder_fill(encoder)
-    rng = np.random.default_rng(derived_seed(seed, "conditioning", "training"))
+    rng = np.random.default_rng(derived_seed(seed, *stream))
     xs, ls = [], []
-    chunk = int(cfg["chunk"])
+    chunk = int(cfg.get("chunk", CHUNK))
     for copy in range(int(cfg["copies"])):
         order = rng.permutation(len(flux))  # a chunk mixes SFHs and cells
         for start in range(0, len(flux), chunk):
@@ -66,6 +107,42 @@ def conditioned_training_set(encoder, flux, labels, wavelength, degraded_cfg, cf
             ls.append(labels[rows])
         log.info("conditioned training set: copy %d of %d degraded", copy + 1, cfg["copies"])
     return np.concatenate(xs), np.concatenate(ls)
+
+
+def npe_training_set(x, labels, flux, wavelength, encoder, noise: dict, seed: int, family: str, batch: int = 512):
+    """The family NPE's training set with the observation in the simulator (``npe.noise``): the clean latents plus
+    ``noise['copies']`` degraded copies of every training spectrum, and what the NPE is told (``noise['inputs']``).
+
+    - ``[]``: white-noise copies (S/N log-uniform in ``snr_range``), the NPE not told which is which;
+    - ``[log10_snr]``: the same copies, the NPE told each spectrum's log10 S/N;
+    - all of :data:`INPUTS`: observation-like copies, one random setting per :data:`CHUNK` spectra (S/N log-uniform,
+      sigma uniform in ``sigma_kms_range`` on top of the instrument's FWHM, the rest frame below
+      ``instrument['blue_mask_below_angstrom']`` masked with ``mask_probability``), the NPE told the setting.
+
+    Clean rows are told noise-free, sigma 0, no mask. Returns (x, labels, the names of x's conditioning columns)."""
+    from .latents import noise_aware_training_set
+
+    inputs = list(noise["inputs"])
+    if inputs not in ([], ["log10_snr"], list(INPUTS)):
+        raise ValueError(f"npe.noise.inputs must be [], [log10_snr] or {list(INPUTS)}, got {inputs}")
+    if len(inputs) < len(INPUTS):
+        x_all, l_all, snr = noise_aware_training_set(x, labels, flux, encoder, noise, seed, family, batch)
+        if inputs:
+            x_all = np.column_stack([x_all, conditioning_columns(inputs, len(x_all), snr)]).astype(x_all.dtype)
+        return x_all, l_all, inputs
+    clean = np.column_stack([x, conditioning_columns(inputs, len(x))])
+    x_deg, l_deg = conditioned_training_set(
+        encoder, flux, labels, wavelength, noise["instrument"], noise, seed, batch, stream=("npe_noise", family)
+    )
+    log.info(
+        "%d clean + %d observation-like latent vectors (S/N %g-%g, sigma %g-%g km/s, mask probability %g)",
+        len(x),
+        len(x_deg),
+        *noise["snr_range"],
+        *noise["sigma_kms_range"],
+        noise["mask_probability"],
+    )
+    return np.concatenate([clean, x_deg]).astype(x.dtype), np.concatenate([labels, l_deg]), inputs
 
 
 def _metrics(post, x, labels, n_samples, seed) -> dict:
@@ -127,9 +204,10 @@ def compare(
         matched = train_label_posterior(train_labels, x_m, names, npe_settings, seed=seed)
         out["matched"]["npe_training_s"] += time.perf_counter() - start
         cond_x = _with_conditioning(test_x[k], setting)
+        amortised_x = amortised.inputs(test_x[k], setting["snr"], setting["sigma_kms"], setting["blue_mask"])
         row = {
             **setting,
-            "amortised": _metrics(amortised, test_x[k], test_labels, n_samples, evaluation_seed),
+            "amortised": _metrics(amortised, amortised_x, test_labels, n_samples, evaluation_seed),
             "matched": _metrics(matched, test_x[k], test_labels, n_samples, evaluation_seed),
             "conditioned": _metrics(conditioned, cond_x, test_labels, n_samples, evaluation_seed),
         }

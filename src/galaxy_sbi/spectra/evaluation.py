@@ -90,7 +90,7 @@ def evaluate_noisy(
         x = noisy_latents(
             encoder, flux, float(snr), derived_seed(master_seed, "evaluation_noise", str(snr)), encode_batch_size
         )
-        r = evaluate_posterior(post, x, labels, n_samples, seed=seed, joint=False, keep_samples=True)
+        r = evaluate_posterior(post, post.inputs(x, snr), labels, n_samples, seed=seed, joint=False, keep_samples=True)
         out[float(snr)] = _with_tarp_and_sbc(r, post.names, labels, n_samples, seed, sbc=False)
         m = r["metrics"]
         log.info(
@@ -147,6 +147,7 @@ def evaluate_degraded(post, encoder, flux, wavelength, labels, cfg: dict, n_samp
     """The posterior on the off-grid test spectra degraded at each fixed setting (:func:`degraded_test_latents`)."""
     out = []
     for setting, x in degraded_test_latents(encoder, flux, wavelength, cfg, seed, batch_size):
+        x = post.inputs(x, setting["snr"], setting["sigma_kms"], setting["blue_mask"])
         r = evaluate_posterior(post, x, labels, n_samples, seed=seed, joint=False, dequantise=False)
         m = r["metrics"]
         out.append(
@@ -225,7 +226,7 @@ def evaluate_off_grid(post: SpectraPosterior, encoder, path, n_samples: int, see
             "sfh_prior": ds.attrs.get("sfh_prior", ""),
             "metallicity_prior": ds.attrs.get("metallicity_prior", ""),
         }
-    x = encoder.encode(flux, batch_size=batch_size)[0]
+    x = post.inputs(encoder.encode(flux, batch_size=batch_size)[0])  # noise-free
     r = evaluate_posterior(post, x, labels, n_samples, seed=seed, keep_samples=True, dequantise=False)
     r = _with_tarp_and_sbc(r, post.names, labels, n_samples, seed)
     m = r["metrics"]
@@ -239,7 +240,15 @@ def evaluate_off_grid(post: SpectraPosterior, encoder, path, n_samples: int, see
 def noise_note(noise) -> str:
     if not noise:
         return "NPE trained on clean spectra only"
-    return f"NPE trained with noisy copies, S/N {noise['snr_range'][0]:g}-{noise['snr_range'][1]:g}"
+    snr = f"S/N {noise['snr_range'][0]:g}-{noise['snr_range'][1]:g}"
+    if "sigma_100kms" in noise.get("inputs", []):
+        sigma = noise["sigma_kms_range"]
+        return (
+            f"NPE trained with observation-like copies ({snr}, sigma {sigma[0]:g}-{sigma[1]:g} km/s, blue-end mask "
+            f"with probability {noise['mask_probability']:g}), told each spectrum's log10 S/N, sigma and mask"
+        )
+    told = ", told each spectrum's log10 S/N (noise-free: 3)" if noise.get("inputs") else ""
+    return f"NPE trained with white-noise copies, {snr}{told}"
 
 
 def posterior_summary(arr: dict, labels, rows, names, n_samples: int, family: str) -> xr.Dataset:
@@ -357,7 +366,7 @@ def evaluate_family(
     with xr.open_dataset(latents_path) as ds:
         sfh_index = ds.sfh_index.values[test]
     log.info("%s: %d test spectra, %d posterior samples each", family, len(x), cfg["n_samples"])
-    clean = evaluate_clean(post, x, labels, sfh_index, cfg["n_samples"], cfg["seed"])
+    clean = evaluate_clean(post, post.inputs(x), labels, sfh_index, cfg["n_samples"], cfg["seed"])
     encoder = load_encoder(encoder_path) if cfg["snr"] or off_grid_path is not None else None
     noisy = {}
     if cfg["snr"]:

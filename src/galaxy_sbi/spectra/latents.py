@@ -275,20 +275,22 @@ def log_uniform_snr(n: int, snr_range, seed) -> np.ndarray:
 def noise_aware_training_set(x, labels, flux, encoder, noise: dict, seed: int, family: str, batch_size: int = 512):
     """The NPE's training set with the noise in the simulator: the clean latents plus ``noise['copies']`` noisy
     copies of every training spectrum (S/N log-uniform in ``noise['snr_range']``) through the same encoder, so one
-    amortised posterior serves clean and noisy spectra and is calibrated on both. Returns (x, labels)."""
+    amortised posterior serves clean and noisy spectra and is calibrated on both. Returns (x, labels, snr): the S/N of
+    every row, inf for the clean ones (the input of an NPE conditioned on it)."""
     from ..seeding import derived_seed
 
     clean = len(x)
-    xs, ls = [x], [labels]
+    xs, ls, snrs = [x], [labels], [np.full(clean, np.inf)]
     for copy in range(noise["copies"]):
         snr_seed, noise_seed = derived_seed(seed, "npe_noise", family, str(copy)).spawn(2)
         snr = log_uniform_snr(clean, noise["snr_range"], snr_seed)
         xs.append(noisy_latents(encoder, flux, snr, noise_seed, batch_size))
         ls.append(labels)
+        snrs.append(snr)
     log.info(
         "%d clean + %d noisy latent vectors (S/N %g-%g, log-uniform)",
         clean,
         clean * noise["copies"],
         *noise["snr_range"],
     )
-    return np.concatenate(xs), np.concatenate(ls)
+    return np.concatenate(xs), np.concatenate(ls), np.concatenate(snrs)

@@ -192,7 +192,10 @@ def matched_posterior(prepared, data, encoder, reconstructor, npe_settings: dict
     x = matched.degraded_latents(encoder, data.flux[train], deg, copies, rng_train)
     labels = np.tile(data.labels[train], (copies, 1))
     groups = np.tile(data.sfh_index[train], copies)
-    post = train_label_posterior(labels, x, data.parameters, npe_settings, seed=seed, validation_groups=groups)
+    time_range = (0.0, float(data.attrs["t_obs_gyr"]))
+    post = train_label_posterior(
+        labels, x, data.parameters, npe_settings, seed=seed, validation_groups=groups, time_range=time_range
+    )
     test_flux = deg.apply(data.flux[test], rng_test)
     x_test = encoder.encode(test_flux)[0]
     calib = evaluate_posterior(post, x_test, data.labels[test], model["n_calibration_samples"], seed=seed)

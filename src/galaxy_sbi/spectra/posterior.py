@@ -43,6 +43,23 @@ class SpectraPosterior:
     def names(self) -> list[str]:
         return self.parametrisation.names
 
+    @property
+    def conditioning(self) -> list[str]:
+        """What the NPE is told beside the latents (:data:`.conditioning.INPUTS`; ``npe.noise.conditioned``)."""
+        return list(self.info.get("conditioning", []))
+
+    def inputs(self, latents, snr=None, sigma_kms=0.0, blue_mask=False) -> np.ndarray:
+        """The NPE's input for the latents of spectra at ``snr`` (a scalar or one per spectrum; None: noise-free),
+        broadened to ``sigma_kms``, with the blue end masked or not: the latents, followed by the conditioning
+        columns when the posterior was trained with them (an unconditioned posterior ignores the rest)."""
+        from .conditioning import conditioning_columns
+
+        latents = np.asarray(latents)
+        if not self.conditioning:
+            return latents
+        extra = conditioning_columns(self.conditioning, len(latents), snr, sigma_kms, blue_mask)
+        return np.column_stack([latents, extra.astype(latents.dtype)])
+
     def dequantise_labels(self, labels: np.ndarray, rng) -> np.ndarray:
         """Labels whose dequantised theta components are spread over their grid cells (the truths of a
         calibration test); through theta and back, so linexp's (t0, tau) cells move the nine percentiles."""
@@ -110,7 +127,14 @@ class SpectraPosterior:
 
 
 def train_label_posterior(
-    labels: np.ndarray, x: np.ndarray, names, settings: dict, seed: int = 0, validation_groups=None
+    labels: np.ndarray,
+    x: np.ndarray,
+    names,
+    settings: dict,
+    seed: int = 0,
+    validation_groups=None,
+    conditioning=(),
+    time_range=None,
 ) -> SpectraPosterior:
     """NPE of the labels given x with the config's ``npe:`` settings.
 
@@ -118,7 +142,11 @@ def train_label_posterior(
     on each side (the padding matters for the naive parametrisation's edges and for the log-gaps' tails).
     The theta components named in ``settings['dequantise']`` (those this parametrisation has) are spread over
     their grid cells, the grid being the values the training set takes. ``validation_groups``: see
-    :func:`~galaxy_sbi.inference.npe.train_npe`."""
+    :func:`~galaxy_sbi.inference.npe.train_npe`. ``conditioning``: the names of x's last columns beyond the latents
+    (:data:`.conditioning.INPUTS`), kept so that :meth:`SpectraPosterior.inputs` builds them for new spectra.
+    ``time_range``: (big bang, t_obs) in the labels' time units; the padded box of the percentiles that theta holds
+    as times (naive, ordered: all; log_gaps: t10) stops there, so no sample forms mass before the big bang or
+    after the observation."""
     window = settings.get("sfh_window")  # linexp only
     par = LabelParametrisation(settings["parametrisation"], names, sfh_window=tuple(window) if window else None)
     labels = np.asarray(labels, float)
@@ -143,6 +171,10 @@ def train_label_posterior(
             i = par.theta_names.index(n)
             theta[:, i] = dequantise(theta[:, i], g, rng)
     low, high = padded_box(theta, settings["prior_padding"])
+    if time_range is not None:
+        times = {"naive": par.cols, "ordered": par.cols, "log_gaps": par.cols[:1]}.get(par.kind, [])
+        low[times] = np.maximum(low[times], time_range[0])
+        high[times] = np.minimum(high[times], time_range[1])
     prior = box_prior(low, high)
     posterior, summary = train_npe(
         theta,
@@ -166,6 +198,7 @@ def train_label_posterior(
         "prior": f"BoxUniform in theta over the training range padded by {settings['prior_padding']} of the width",
         "settings": dict(settings),
         "dequantised": {n: g.tolist() for n, g in grids.items()},
+        "conditioning": list(conditioning),
     }
     return SpectraPosterior(posterior, par, low, high, summary, info, grids)
 

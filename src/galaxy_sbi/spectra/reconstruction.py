@@ -226,7 +226,7 @@ def reconstruct_test_split(post, x, labels, flux, rec: Reconstructor, n_samples:
 
     Returns dict(summary: reconstruction.json's numbers, rms, rms_true, examples: for the plot)."""
     names = post.names
-    samples = post.sample_labels(x, n_samples, seed=seed)  # (S, N, D)
+    samples = post.sample_labels(post.inputs(x), n_samples, seed=seed)  # (S, N, D); the test spectra are noise-free
     mean_labels = samples.mean(0)
     rms = residual_rms(flux, rec.from_labels(mean_labels, names))
     rms_true = residual_rms(flux, rec.from_labels(labels, names))

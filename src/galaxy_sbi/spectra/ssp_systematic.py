@@ -192,10 +192,10 @@ def cross_library_test(
         out["results"][setting] = {}
         for name, (flux, labels, _, _) in spectra.items():
             if setting == "clean":
-                x = encoder.encode(flux, batch_size=batch_size)[0]
+                x = post.inputs(encoder.encode(flux, batch_size=batch_size)[0])
             else:  # the same noise draw for both libraries: the difference is the library's
                 snr = float(setting[3:])
-                x = noisy_latents(encoder, flux, snr, seed + int(snr), batch_size)
+                x = post.inputs(noisy_latents(encoder, flux, snr, seed + int(snr), batch_size), snr)
             r = evaluate_posterior(post, x, labels, n_samples, seed=seed, joint=setting == "clean")
             out["results"][setting][name] = r["metrics"]
             arrays[(setting, name)] = {
