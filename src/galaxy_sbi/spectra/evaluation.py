@@ -337,7 +337,8 @@ def plot_off_grid(off: dict, degraded: list, post: SpectraPosterior, labels, fam
         degraded,
         vnames,
         paths.degraded,
-        f"{family}: the posterior on {n} off-grid test spectra degraded at fixed settings (one amortised posterior)",
+        f"{family}: the posterior on {n} off-grid test spectra degraded at fixed settings (one amortised posterior"
+        + (", told each setting)" if post.conditioning else ")"),
     )
 
 
@@ -397,7 +398,8 @@ def evaluate_family(
             "definition": "the off-grid test spectra broadened by sqrt(sigma^2 + sigma_instrument^2 - sigma_models^2) "
             f"(instrument {cfg['degraded']['instrumental_fwhm_angstrom']:g} A FWHM, models 2.51 A), white noise at "
             "the S/N of the median flux, with and without the rest frame below "
-            f"{cfg['degraded']['blue_mask_below_angstrom']:g} A masked; one amortised posterior (no retraining)",
+            f"{cfg['degraded']['blue_mask_below_angstrom']:g} A masked; one amortised posterior (no retraining), "
+            f"given what it was trained to be told: {', '.join(post.conditioning) or 'nothing'}",
             "bar": "coverage within +-0.05 at every level of every label",
             "meets_bar": [d["name"] for d in degraded if d["coverage_max_abs_deviation_all"] <= 0.05],
         }
