@@ -336,7 +336,7 @@ def test_tiny_run_builds_the_posterior_stage(repo_root, tiny_workdir):
     assert training["noise"]["enabled"] and training["n_train"] == 2 * n_fit  # clean + one noisy copy
     # told each spectrum's S/N: the saved posterior builds that input itself, and the evaluation says so
     assert training["conditioning"] == ["log10_snr", "sigma_100kms", "blue_mask"]
-    assert "observation-like" in metrics["npe_noise"]
+    assert "observation-like" in metrics["npe_noise"] and "instrument" in metrics["snr_definition"]
     assert training["dequantised"] == {} and "dequantised" not in metrics["coverage"]
     # the headline is the off-grid set; the fixed degradations beside it
     off = metrics["off_grid"]

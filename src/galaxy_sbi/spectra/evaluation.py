@@ -83,13 +83,23 @@ def evaluate_noisy(
     seed: int,
     master_seed: int,
     encode_batch_size: int = 512,
+    wavelength=None,
+    instrument: dict | None = None,
 ) -> dict:
-    """S/N -> the evaluation of the latents of the test spectra with Gaussian noise at that S/N (joint HPD left out)."""
+    """S/N -> the evaluation of the latents of the test spectra with Gaussian noise at that S/N (joint HPD left out).
+    With ``instrument`` (``evaluation.degraded``'s keys) the spectra are first broadened to its FWHM, as the told NPE's
+    training copies are (sigma 0, no mask: :func:`fixed_degradation`); without it they stay at the models'."""
+    from .matched import degraded_latents, encoder_fill
+
     out = {}
     for snr in snrs:
-        x = noisy_latents(
-            encoder, flux, float(snr), derived_seed(master_seed, "evaluation_noise", str(snr)), encode_batch_size
-        )
+        seed_snr = derived_seed(master_seed, "evaluation_noise", str(snr))
+        if instrument is None:
+            x = noisy_latents(encoder, flux, float(snr), seed_snr, encode_batch_size)
+        else:
+            setting = {"snr": float(snr), "sigma_kms": 0.0, "blue_mask": False}
+            degradation = fixed_degradation(setting, wavelength, instrument, encoder_fill(encoder))
+            x = degraded_latents(encoder, flux, degradation, 1, np.random.default_rng(seed_snr), encode_batch_size)
         r = evaluate_posterior(post, post.inputs(x, snr), labels, n_samples, seed=seed, joint=False, keep_samples=True)
         out[float(snr)] = _with_tarp_and_sbc(r, post.names, labels, n_samples, seed, sbc=False)
         m = r["metrics"]
@@ -370,16 +380,33 @@ def evaluate_family(
     clean = evaluate_clean(post, post.inputs(x), labels, sfh_index, cfg["n_samples"], cfg["seed"])
     encoder = load_encoder(encoder_path) if cfg["snr"] or off_grid_path is not None else None
     noisy = {}
+    # the instrument too when the NPE was told the broadening: its sigma-0 training copies carry it
+    instrument = cfg["degraded"] if "sigma_100kms" in post.conditioning else None
     if cfg["snr"]:
-        flux = load_family(list(cubes)).flux[test]
+        data = load_family(list(cubes))
         noisy = evaluate_noisy(
-            post, encoder, flux, labels, cfg["snr"], cfg["n_samples"], cfg["seed"], master_seed, encode_batch_size
+            post,
+            encoder,
+            data.flux[test],
+            labels,
+            cfg["snr"],
+            cfg["n_samples"],
+            cfg["seed"],
+            master_seed,
+            encode_batch_size,
+            data.wavelength,
+            instrument,
         )
     note = noise_note(npe_noise)
     plot_evaluation(clean, noisy, post, labels, family, outputs, note)
     posterior_summary(clean["arrays"], labels, test, post.names, cfg["n_samples"], family).to_netcdf(outputs.summary)
     metrics = clean["metrics"]
     metrics["snr"] = snr_summary(noisy)
+    metrics["snr_definition"] = "the test split with white noise at the S/N of the median flux" + (
+        f", broadened first to the instrument's {instrument['instrumental_fwhm_angstrom']:g} A FWHM (sigma 0, no mask)"
+        if instrument
+        else " (the models' resolution)"
+    )
     if off_grid_path is not None:
         off, flux_off, wave, labels_off = evaluate_off_grid(
             post, encoder, off_grid_path, cfg["n_samples"], cfg["seed"], encode_batch_size
