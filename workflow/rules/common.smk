@@ -179,9 +179,8 @@ def npe_noise(family):
     if family not in noise["families"]:
         return None
     out = pick(noise, "snr_range", "copies", "inputs")
-    if (
-        "sigma_100kms" in noise["inputs"]
-    ):  # observation-like copies: the instrument of the degraded test spectra
+    # observation-like copies: the instrument of the degraded test spectra
+    if "sigma_100kms" in noise["inputs"]:
         out.update(pick(noise, "sigma_kms_range", "mask_probability"))
         out["instrument"] = pick(
             EVALUATION["degraded"],

@@ -55,7 +55,16 @@ def conditioning_columns(inputs, n: int, snr=None, sigma_kms=0.0, blue_mask=Fals
         "sigma_100kms": np.asarray(sigma_kms, float) / 100.0,
         "blue_mask": np.asarray(blue_mask, float),
     }
+    if not inputs:
+        return np.empty((n, 0))
     return np.column_stack([np.broadcast_to(values[k], (n,)) for k in inputs]).reshape(n, len(inputs))
+
+
+def with_conditioning(latents, inputs, snr=None, sigma_kms=0.0, blue_mask=False) -> np.ndarray:
+    """The latents followed by the :func:`conditioning_columns` of ``inputs`` (in the latents' dtype)."""
+    latents = np.asarray(latents)
+    extra = conditioning_columns(inputs, len(latents), snr, sigma_kms, blue_mask)
+    return np.column_stack([latents, extra.astype(latents.dtype)])
 
 
 def conditioning_vector(setting: dict) -> np.ndarray:
@@ -64,7 +73,7 @@ def conditioning_vector(setting: dict) -> np.ndarray:
 
 
 def _with_conditioning(latents: np.ndarray, setting: dict) -> np.ndarray:
-    return np.column_stack([latents, np.tile(conditioning_vector(setting), (len(latents), 1))])
+    return with_conditioning(latents, INPUTS, setting["snr"], setting["sigma_kms"], setting["blue_mask"])
 
 
 def random_settings(n: int, cfg: dict, rng: np.random.Generator) -> list[dict]:
@@ -127,10 +136,8 @@ def npe_training_set(x, labels, flux, wavelength, encoder, noise: dict, seed: in
         raise ValueError(f"npe.noise.inputs must be [], [log10_snr] or {list(INPUTS)}, got {inputs}")
     if len(inputs) < len(INPUTS):
         x_all, l_all, snr = noise_aware_training_set(x, labels, flux, encoder, noise, seed, family, batch)
-        if inputs:
-            x_all = np.column_stack([x_all, conditioning_columns(inputs, len(x_all), snr)]).astype(x_all.dtype)
-        return x_all, l_all, inputs
-    clean = np.column_stack([x, conditioning_columns(inputs, len(x))])
+        return with_conditioning(x_all, inputs, snr), l_all, inputs
+    clean = with_conditioning(x, inputs)
     x_deg, l_deg = conditioned_training_set(
         encoder, flux, labels, wavelength, noise["instrument"], noise, seed, batch, stream=("npe_noise", family)
     )

@@ -45,20 +45,18 @@ class SpectraPosterior:
 
     @property
     def conditioning(self) -> list[str]:
-        """What the NPE is told beside the latents (:data:`.conditioning.INPUTS`; ``npe.noise.conditioned``)."""
+        """What the NPE is told beside the latents (:data:`.conditioning.INPUTS`; ``npe.noise.inputs``)."""
         return list(self.info.get("conditioning", []))
 
     def inputs(self, latents, snr=None, sigma_kms=0.0, blue_mask=False) -> np.ndarray:
         """The NPE's input for the latents of spectra at ``snr`` (a scalar or one per spectrum; None: noise-free),
         broadened to ``sigma_kms``, with the blue end masked or not: the latents, followed by the conditioning
         columns when the posterior was trained with them (an unconditioned posterior ignores the rest)."""
-        from .conditioning import conditioning_columns
+        from .conditioning import with_conditioning
 
-        latents = np.asarray(latents)
         if not self.conditioning:
-            return latents
-        extra = conditioning_columns(self.conditioning, len(latents), snr, sigma_kms, blue_mask)
-        return np.column_stack([latents, extra.astype(latents.dtype)])
+            return np.asarray(latents)
+        return with_conditioning(latents, self.conditioning, snr, sigma_kms, blue_mask)
 
     def dequantise_labels(self, labels: np.ndarray, rng) -> np.ndarray:
         """Labels whose dequantised theta components are spread over their grid cells (the truths of a
