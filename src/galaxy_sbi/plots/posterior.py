@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -111,7 +112,9 @@ def plot_accuracy_vs_snr(snr_metrics: dict, names, path, title: str = "") -> Pat
         title="calibration vs S/N",
         ylim=(0, None),
     )
-    fig.suptitle(title)
+    fig.suptitle(
+        textwrap.fill(title, 110), fontsize=10
+    )  # the title carries the NPE's training note: wrap to the figure
     return save(fig, path)
 
 
