@@ -41,6 +41,7 @@ def main(smk):
             p.sfh_parametric,
             sps,
             training,
+            p.instrument,
         )
     np.savez(smk.output.fits, **out)
 

@@ -3,6 +3,8 @@
 import csv
 import json
 
+import numpy as np
+
 from galaxy_sbi.benchmarking import cpu_model
 from galaxy_sbi.plots import plot_example_posteriors, plot_time_vs_error
 from galaxy_sbi.spectra import baselines
@@ -21,9 +23,18 @@ def main(smk):
         f.write(baselines.markdown(rows, speedups, cpu_model(), training))
     summary = {"rows": rows, "speedups": speedups, "anpe_training_seconds": training, "machine": cpu_model()}
     summary["anpe_batch_seconds_per_spectrum"] = {
-        f"{r['family']}/{r['snr']:g}": float(r["batch_seconds_per_spectrum"]) for r in results if r["method"] == "anpe"
+        f"{r['family']}/{baselines.setting_key(r)}": float(r["batch_seconds_per_spectrum"])
+        for r in results
+        if r["method"] == "anpe"
     }
-    summary["emcee_runs"] = {f"{r['snr']:g}": baselines.emcee_summary(r) for r in results if r["method"] == "emcee"}
+    summary["emcee_runs"] = {
+        baselines.setting_key(r): baselines.emcee_summary(r) for r in results if r["method"] == "emcee"
+    }
+    summary["ppxf_sigma_fitted_kms_median"] = {
+        f"{r['family']}/{baselines.setting_key(r)}": float(np.median(r["sigma_fitted_kms"]))
+        for r in results
+        if r["method"] == "ppxf"
+    }
     with open(smk.output.summary, "w") as f:
         json.dump(summary, f, indent=1)
     plot_time_vs_error(results, smk.output.time_vs_error)

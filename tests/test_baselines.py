@@ -91,6 +91,36 @@ def test_emcee_posterior_of_a_high_snr_spectrum_covers_its_truth(grid):
     assert fit["calls"] > fit["steps"] * 16 * 0.99
 
 
+def test_the_broadened_model_is_the_broadened_spectrum(grid):
+    """emcee's model at a setting (its SSP basis broadened once) gives the spectrum the baselines' degradation makes
+    of the model's own spectrum (broadened to the instrument and sigma, median-normalised)."""
+    model = LinexpSpectrumModel.from_grid(grid, TIME)
+    setting = {"snr": 50.0, "sigma_kms": 200.0}
+    deg = baselines.degradation(setting, WAVE, {"instrumental_fwhm_angstrom": 2.76, "blue_mask_below_angstrom": 3800})
+    assert deg.sigma_kms.min() > 200.0 and not np.any(~deg.good)  # instrument on top of sigma; no mask
+    broad = model.broadened(WAVE, deg.sigma_kms)
+    theta = [3.0, np.log10(0.9), -0.4]
+    np.testing.assert_allclose(broad(theta), deg.noiseless(model(theta)[None])[0], rtol=1e-6)
+    assert np.std(broad(theta) - model(theta)) > 1e-3 and model.n_calls == 2 and broad.n_calls == 2
+    noisy, sigma = baselines.degraded(model(theta)[None], deg, setting, seed=1, family="parametric")
+    assert sigma == 1 / 50 and 0.8 < np.std(noisy[0] - broad(theta)) * 50 < 1.2
+
+
+def test_ppxf_templates_at_the_instrument_fit_the_galaxys_sigma(grid, tmp_path):
+    """Templates broadened to the instrument (load_templates' fwhm_gal): pPXF's sigma of a spectrum broadened to the
+    instrument plus 150 km/s is those 150 km/s."""
+    from galaxy_sbi.spectra.ppxf_baseline import load_templates
+
+    path = write_sps_templates(grid, tmp_path / "sps.npz")
+    setting = {"snr": 200.0, "sigma_kms": 150.0}
+    deg = baselines.degradation(setting, WAVE, {"instrumental_fwhm_angstrom": 2.76, "blue_mask_below_angstrom": 3800})
+    spec = deg.noiseless(grid["flux"].values[1, 5][None])[0]
+    noisy = spec + np.random.default_rng(0).normal(0, 1 / 200, len(WAVE))
+    fit = fit_ppxf(WAVE, noisy, 1 / 200, load_templates(path, WAVE, fwhm_gal=2.76), t_obs=14.0, t_start=0.0,
+                   percentiles=[50], n_bootstrap=0, seed=1)  # fmt: skip
+    assert fit["sigma_kms"] == pytest.approx(150.0, abs=10.0)
+
+
 def test_a_template_fitted_with_its_own_templates_gets_all_the_weight(grid, tmp_path):
     from ppxf import ppxf_util, sps_util
     from ppxf.ppxf import ppxf
@@ -163,7 +193,7 @@ def test_table_rows_and_speedups():
     assert speed["ppxf"]["break_even_spectra"] == pytest.approx(1000.0 / 9.99)
     assert speed["ppxf"]["t50_error_ratio_method_to_anpe"] == pytest.approx(3.0)
     md = baselines.markdown(table, list(speed.values()), "test machine", {"parametric": 1000.0})
-    assert "| parametric | 20 | emcee | 4 |" in md and "1e+04×" in md
+    assert "| parametric | 20 | 0 | emcee | 4 |" in md and "1e+04×" in md
     # each family's break-even counts its own training
     other = [{**r, "family": "nonparametric"} for r in results if r["method"] != "emcee"]
     both = baselines.ratios(baselines.table_rows(results + other), {"parametric": 1000.0, "nonparametric": 10.0})

@@ -7,7 +7,7 @@ wildcard_constraints:
 
 
 rule baselines_fit:
-    """ANPE, emcee (parametric family) and pPXF on the picked test spectra of one family, at every S/N."""
+    """ANPE, emcee (parametric family) and pPXF on the picked test spectra of one family, at every setting (S/N, sigma)."""
     input:
         cubes=spectra_files,
         grid="results/ssp/ssp_grid.nc",
@@ -31,6 +31,9 @@ rule baselines_fit:
         runtime=600,
     params:
         baselines=baselines_settings,
+        # the spectra, emcee's model and pPXF's templates are broadened to this instrument (as the told NPE's
+        # training copies are)
+        instrument=config["evaluation"]["degraded"],
         # emcee's model and prior: the parametric family only
         sfh_parametric=lambda w: (
             config["sfh"]["parametric"] if w.family == "parametric" else None
@@ -78,6 +81,6 @@ rule baselines:
 
 
 rule baselines_full:
-    """Target: the full comparison (baselines.sizes.full spectra per family and S/N)."""
+    """Target: the full comparison (baselines.sizes.full spectra per family and setting)."""
     input:
         rules.baselines_table.output.md.format(size="full"),

@@ -13,19 +13,21 @@ METHOD_STYLE = {"anpe": ("C3", "ANPE"), "emcee": ("C0", "emcee"), "ppxf": ("C2",
 
 
 def plot_time_vs_error(results: list[dict], path: str | Path, label: str = "t50") -> Path:
-    """|error of ``label``| of every spectrum against its wall time (log), one panel per family; marker by S/N."""
+    """|error of ``label``| of every spectrum against its wall time (log), one panel per family; marker by setting
+    (S/N, sigma)."""
     use_style()
     families = sorted({r["family"] for r in results}, key=lambda f: f != "parametric")
-    snrs = sorted({r["snr"] for r in results}, reverse=True)
-    markers = dict(zip(snrs, "os^Dv"))
+    settings = sorted({(r["snr"], r.get("sigma_kms", 0.0)) for r in results}, key=lambda s: (s[1], -s[0]))
+    markers = dict(zip(settings, "os^Dv<>"))
     fig, axes = plt.subplots(1, len(families), figsize=(5.2 * len(families), 4.2), layout="constrained", squeeze=False)
     for ax, family in zip(axes[0], families):
         for r in (r for r in results if r["family"] == family):
             colour, name = METHOD_STYLE[r["method"]]
             i = r["labels"].index(label)
             err = np.abs(r["estimate"][:, i] - r["truth"][:, i])
-            ax.scatter(r["seconds"], err, color=colour, marker=markers[r["snr"]], s=28, alpha=0.8,
-                       label=f"{name}, S/N {r['snr']:g}")  # fmt: skip
+            setting = (r["snr"], r.get("sigma_kms", 0.0))
+            ax.scatter(r["seconds"], err, color=colour, marker=markers[setting], s=28, alpha=0.8,
+                       label=f"{name}, S/N {setting[0]:g}, σ {setting[1]:g}")  # fmt: skip
         ax.set(
             xscale="log",
             yscale="log",
@@ -56,5 +58,6 @@ def plot_example_posteriors(example: dict, path: str | Path, labels=("t10", "t50
         ax.axvline(example["truth"][i], color="k", ls="--", lw=1.2, label="truth")
         ax.set(xlabel=label_title(lab) + (" (dex)" if lab == "metallicity" else " (Gyr)"), yticks=[])
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"{example['family']} test spectrum {example['row']} at S/N {example['snr']:g}", fontsize=10)
+    sigma = f", σ {example['sigma_kms']:g} km/s" if example.get("sigma_kms") else ""
+    fig.suptitle(f"{example['family']} test spectrum {example['row']} at S/N {example['snr']:g}{sigma}", fontsize=10)
     return save(fig, path)

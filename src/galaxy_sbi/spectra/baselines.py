@@ -1,7 +1,10 @@
 """ANPE against the methods users would otherwise pick, on the same spectra: emcee (spectra.mcmc) and pPXF
-(spectra.ppxf_baseline). Test spectra are drawn by seed from each family's test split; each gets one noise
-realisation per S/N, shared by all methods. Seed section 6 asks for the timing; the table adds accuracy and,
-for the two Bayesian methods, the coverage of their 68 % intervals.
+(spectra.ppxf_baseline). Test spectra are drawn by seed from each family's test split and degraded like observations at each
+setting (S/N, sigma): broadened from the models' 2.51 A to the instrument of ``evaluation.degraded`` (the told
+NPE's training copies carry it) plus the setting's velocity dispersion, one noise realisation per setting shared
+by all methods; emcee's forward model is broadened the same way and pPXF's templates to the instrument. Seed
+section 6 asks for the timing; the table adds accuracy and, for the two Bayesian methods, the coverage of their
+68 % intervals.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from ..seeding import derived_rng
-from .realism import add_noise
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +50,32 @@ def pick_spectra(data, n: int, seed: int, allowed=None) -> np.ndarray:
     return np.sort(derived_rng(seed, "baselines", data.family).choice(rows, size=min(n, len(rows)), replace=False))
 
 
-def noisy(flux: np.ndarray, snr: float, seed: int, family: str) -> tuple[np.ndarray, float]:
-    """The spectra at ``snr`` (S/N at the median flux; the cubes are median-normalised, so sigma = 1 / snr)."""
-    return add_noise(flux.astype(float), snr, derived_rng(seed, "baselines_noise", family, int(snr))), 1.0 / snr
+def comparison_settings(cfg: dict) -> list[dict]:
+    """``baselines.settings`` as {snr, sigma_kms} (floats), in the config's order."""
+    return [{"snr": float(s["snr"]), "sigma_kms": float(s.get("sigma_kms", 0.0))} for s in cfg["settings"]]
+
+
+def setting_key(setting: dict) -> str:
+    """The npz key of a setting: ``snr20_sigma200``."""
+    return f"snr{setting['snr']:g}_sigma{setting['sigma_kms']:g}"
+
+
+def setting_label(setting: dict) -> str:
+    return f"S/N {setting['snr']:g}, σ {setting['sigma_kms']:g} km/s"
+
+
+def degradation(setting: dict, wavelength, instrument: dict):
+    """The setting's Degradation (``evaluation.fixed_degradation``: the instrument's FWHM and the setting's sigma on
+    top of the models' resolution, white noise at the S/N of the median flux; no mask)."""
+    from .evaluation import fixed_degradation
+
+    return fixed_degradation({**setting, "blue_mask": False}, wavelength, instrument)
+
+
+def degraded(flux: np.ndarray, deg, setting: dict, seed: int, family: str) -> tuple[np.ndarray, float]:
+    """The spectra degraded at ``setting`` (median-normalised as the cubes are, so the noise sigma is 1 / snr)."""
+    rng = derived_rng(seed, "baselines_noise", family, setting_key(setting))
+    return deg.apply(flux.astype(float), rng).astype(float), 1.0 / setting["snr"]
 
 
 def _interval_row(samples: np.ndarray) -> dict:
@@ -59,19 +84,23 @@ def _interval_row(samples: np.ndarray) -> dict:
     return {"estimate": med, "low": lo, "high": hi}
 
 
-def run_anpe(flux, snr: float, encoder, posterior, n_samples: int, seed: int) -> tuple[list[dict], dict]:
-    """ANPE on every spectrum (at ``snr``, which a conditioned posterior is told), timed one spectrum at a time
+def run_anpe(flux, setting: dict, encoder, posterior, n_samples: int, seed: int) -> tuple[list[dict], dict]:
+    """ANPE on every spectrum (at ``setting``, which a conditioned posterior is told), timed one spectrum at a time
     (encode + sample) and as one batch."""
+    snr, sigma = setting["snr"], setting["sigma_kms"]
+
+    def inputs(f):
+        return posterior.inputs(encoder.encode(f)[0], snr, sigma)
+
     rows, seconds = [], []
-    posterior.sample_labels(posterior.inputs(encoder.encode(flux[:1])[0], snr), 10, seed=seed)  # untimed warm-up
+    posterior.sample_labels(inputs(flux[:1]), 10, seed=seed)  # untimed warm-up
     for i in range(len(flux)):
         t = time.perf_counter()
-        x = posterior.inputs(encoder.encode(flux[i : i + 1])[0], snr)
-        s = posterior.sample_labels(x, n_samples, seed=seed + i)[:, 0]
+        s = posterior.sample_labels(inputs(flux[i : i + 1]), n_samples, seed=seed + i)[:, 0]
         seconds.append(time.perf_counter() - t)
         rows.append({**_interval_row(s), "seconds": seconds[-1], "samples": s})
     t = time.perf_counter()
-    posterior.sample_labels(posterior.inputs(encoder.encode(flux)[0], snr), n_samples, seed=seed)
+    posterior.sample_labels(inputs(flux), n_samples, seed=seed)
     batch = (time.perf_counter() - t) / len(flux)
     return rows, {"batch_seconds_per_spectrum": batch, "n_batch": len(flux)}
 
@@ -126,10 +155,10 @@ def run_emcee(flux, sigma, model, settings: dict, low, high, seed: int) -> list[
     return rows
 
 
-def run_ppxf(wavelength, flux, sigma, sps_file, settings: dict, t_obs: float, t_start: float, seed: int):
-    from .ppxf_baseline import fit_ppxf, load_templates
+def run_ppxf(wavelength, flux, sigma, templates, settings: dict, t_obs: float, t_start: float, seed: int):
+    """pPXF on every spectrum; ``templates``: :func:`ppxf_baseline.load_templates` (once: not part of a fit's time)."""
+    from .ppxf_baseline import fit_ppxf
 
-    templates = load_templates(sps_file, wavelength)  # once: not part of a fit's time
     rows = []
     for i in range(len(flux)):
         fit = fit_ppxf(
@@ -154,6 +183,7 @@ def run_ppxf(wavelength, flux, sigma, sps_file, settings: dict, t_obs: float, t_
                 "high": fit["labels"] + sd,
                 "seconds": fit["seconds"],
                 "regul": fit["regul"],
+                "sigma_fitted_kms": fit["sigma_kms"],
             }
         )
     return rows
@@ -170,7 +200,7 @@ def emcee_summary(result: dict) -> dict:
 
 
 def table_rows(results: list[dict]) -> list[dict]:
-    """One row per (family, S/N, method): seconds per spectrum (median, range), median |error| per label and, for
+    """One row per (family, setting, method): seconds per spectrum (median, range), median |error| per label and, for
     the Bayesian methods, the fraction of labels x spectra inside the 68 % interval."""
     out = []
     for r in results:
@@ -183,6 +213,7 @@ def table_rows(results: list[dict]) -> list[dict]:
             {
                 "family": r["family"],
                 "snr": r["snr"],
+                "sigma_kms": r.get("sigma_kms", 0.0),
                 "method": r["method"],
                 "n_spectra": len(sec),
                 "seconds_median": float(np.median(sec)),
@@ -202,13 +233,15 @@ def ratios(rows: list[dict], anpe_training_seconds: dict) -> list[dict]:
     for r in rows:
         if r["method"] == "anpe":
             continue
-        anpe = next(a for a in rows if a["method"] == "anpe" and a["family"] == r["family"] and a["snr"] == r["snr"])
+        same = ("family", "snr", "sigma_kms")
+        anpe = next(a for a in rows if a["method"] == "anpe" and all(a[k] == r[k] for k in same))
         gain = r["seconds_median"] - anpe["seconds_median"]
         training = anpe_training_seconds.get(r["family"])
         out.append(
             {
                 "family": r["family"],
                 "snr": r["snr"],
+                "sigma_kms": r["sigma_kms"],
                 "method": r["method"],
                 "speedup_per_spectrum": r["seconds_median"] / anpe["seconds_median"],
                 "t50_error_ratio_method_to_anpe": r["abs_error_t50"] / anpe["abs_error_t50"],
@@ -219,33 +252,42 @@ def ratios(rows: list[dict], anpe_training_seconds: dict) -> list[dict]:
 
 
 def markdown(rows: list[dict], speedups: list[dict], machine: str, training: dict) -> str:
-    head = "| family | S/N | method | spectra | s / spectrum (median, range) | t10 | t50 | t90 | [M/H] | 68 % cov. |"
+    head = (
+        "| family | S/N | σ (km/s) | method | spectra | s / spectrum (median, range) | t10 | t50 | t90 | [M/H] "
+        "| 68 % cov. |"
+    )
     md = [
         "# ANPE, emcee and pPXF on the same test spectra",
         "",
         f"Machine: {machine}. Absolute errors are medians over the spectra (Gyr; dex for [M/H]).",
         "",
         head,
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         cov = "" if np.isnan(r["coverage_68"]) else f"{r['coverage_68']:.2f}"
         md.append(
-            f"| {r['family']} | {r['snr']:g} | {r['method']} | {r['n_spectra']} | {r['seconds_median']:.3g} "
+            f"| {r['family']} | {r['snr']:g} | {r['sigma_kms']:g} | {r['method']} | {r['n_spectra']} "
+            f"| {r['seconds_median']:.3g} "
             f"({r['seconds_min']:.3g}–{r['seconds_max']:.3g}) | {r['abs_error_t10']:.3f} | {r['abs_error_t50']:.3f} "
             f"| {r['abs_error_t90']:.3f} | {r['abs_error_metallicity']:.3f} | {cov} |"
         )
-    md += ["", "| family | S/N | ANPE against | speed-up per spectrum | t50 error / ANPE's | break-even spectra |"]
-    md.append("|---|---|---|---|---|---|")
+    md += [
+        "",
+        "| family | S/N | σ (km/s) | ANPE against | speed-up per spectrum | t50 error / ANPE's | break-even spectra |",
+    ]
+    md.append("|---|---|---|---|---|---|---|")
     for s in speedups:
         be = "—" if s["break_even_spectra"] is None else f"{s['break_even_spectra']:.0f}"
         md.append(
-            f"| {s['family']} | {s['snr']:g} | {s['method']} | {s['speedup_per_spectrum']:.3g}× "
+            f"| {s['family']} | {s['snr']:g} | {s['sigma_kms']:g} | {s['method']} | {s['speedup_per_spectrum']:.3g}× "
             f"| {s['t50_error_ratio_method_to_anpe']:.2f} | {be} |"
         )
     md += [
         "",
-        f"ANPE's one-off training (encoder + NPE, seconds): {training}. Break-even: the number of spectra after "
+        f"ANPE's one-off training (encoder + NPE, seconds): {training}. The spectra are broadened to the "
+        "instrument's resolution plus σ (emcee's forward model and pPXF's templates to the instrument's), white "
+        "noise at the S/N of the median flux, one realisation shared by the methods. Break-even: the number of spectra after "
         "which training plus ANPE costs less than the other method. ANPE's time per spectrum is one spectrum at a "
         "time (encode + posterior samples); batched it is lower (summary.json). emcee samples (t0, log10 tau, "
         "[M/H]) of the linear-exponential law (parametric family only), run to >= 50 integrated autocorrelation "
@@ -256,66 +298,92 @@ def markdown(rows: list[dict], speedups: list[dict], machine: str, training: dic
 
 
 def fit_family(
-    data, rows, encoder, posterior, grid, library, settings: dict, sfh_parametric: dict, sps_file, training_seconds
+    data,
+    rows,
+    encoder,
+    posterior,
+    grid,
+    library,
+    cfg: dict,
+    sfh_parametric: dict,
+    sps_file,
+    training_seconds,
+    instrument: dict,
 ):
-    """Every method on the picked test spectra of one family at every S/N: arrays for an npz (keys
-    ``{method}/{snr}/{field}``), the truths and the example samples of the first spectrum. ``grid``: the
+    """Every method on the picked test spectra of one family at every setting: arrays for an npz (keys
+    ``{method}/{setting_key}/{field}``), the truths and the example samples of the first spectrum. ``grid``: the
     interpolated SSP grid (emcee's [M/H] prior range); ``library``: the native models emcee's forward model
     interpolates between, as the cubes do (the grid's nodes are not the native ones: interpolating between them
-    instead leaves residuals of up to 0.2 % rms at the true parameters, biasing emcee at S/N 100)."""
+    instead leaves residuals of up to 0.2 % rms at the true parameters, biasing emcee at S/N 100); ``instrument``:
+    ``evaluation.degraded`` (its FWHM; the spectra, emcee's model and pPXF's templates are broadened to it)."""
     from .mcmc import LinexpSpectrumModel
+    from .ppxf_baseline import load_templates
 
-    family, seed = data.family, settings["seed"]
+    family, seed = data.family, cfg["seed"]
     names = list(data.parameters)
     cols = [names.index(lab) for lab in LABELS]
     truth = data.labels[rows][:, cols].astype(float)
     t_obs = float(data.attrs["t_obs_gyr"])
-    out = {"labels": np.array(LABELS), "rows": rows, "truth": truth, "snr": np.array(settings["snr"], float)}
-    out["training_seconds"] = np.array(training_seconds, float)
+    chosen = comparison_settings(cfg)
+    out = {
+        "labels": np.array(LABELS),
+        "rows": rows,
+        "truth": truth,
+        "settings": np.array([[c["snr"], c["sigma_kms"]] for c in chosen]),
+        "instrumental_fwhm_angstrom": np.array(float(instrument["instrumental_fwhm_angstrom"])),
+        "training_seconds": np.array(training_seconds, float),
+    }
     model = LinexpSpectrumModel.from_grid(library, sfh_parametric["time_gyr"]) if family == "parametric" else None
     if model is not None:
         low, high = emcee_prior(sfh_parametric, grid["metallicity"].values)
-    for snr in settings["snr"]:
-        flux, sigma = noisy(data.flux[rows], snr, seed, family)
-        anpe, batch = run_anpe(flux, snr, encoder, posterior, settings["anpe"]["n_samples"], seed)
-        out[f"anpe/{snr:g}/batch_seconds_per_spectrum"] = np.array(batch["batch_seconds_per_spectrum"])
+    # pPXF's templates broadened to the instrument (sps_lib), so its fitted sigma is the galaxy's; once per family
+    templates = load_templates(sps_file, data.wavelength, fwhm_gal=float(instrument["instrumental_fwhm_angstrom"]))
+    post_cols = [list(posterior.names).index(lab) for lab in LABELS]
+    for setting in chosen:
+        key = setting_key(setting)
+        deg = degradation(setting, data.wavelength, instrument)
+        flux, sigma = degraded(data.flux[rows], deg, setting, seed, family)
+        anpe, batch = run_anpe(flux, setting, encoder, posterior, cfg["anpe"]["n_samples"], seed)
+        out[f"anpe/{key}/batch_seconds_per_spectrum"] = np.array(batch["batch_seconds_per_spectrum"])
         methods = {"anpe": anpe}
-        if model is not None:  # emcee's model is the linear-exponential law
-            methods["emcee"] = run_emcee(flux, sigma, model, settings["emcee"], low, high, seed)
-        methods["ppxf"] = run_ppxf(data.wavelength, flux, sigma, sps_file, settings["ppxf"], t_obs, 0.0, seed)
-        post_cols = [list(posterior.names).index(lab) for lab in LABELS]
+        if model is not None:  # emcee's model is the linear-exponential law, broadened like the spectra (once)
+            broadened = model.broadened(data.wavelength, deg.sigma_kms)
+            methods["emcee"] = run_emcee(flux, sigma, broadened, cfg["emcee"], low, high, seed)
+        methods["ppxf"] = run_ppxf(data.wavelength, flux, sigma, templates, cfg["ppxf"], t_obs, 0.0, seed)
         for method, res in methods.items():
             anpe_cols = post_cols if method == "anpe" else slice(None)  # emcee and pPXF give LABELS already
-            for key in ("estimate", "low", "high"):
-                out[f"{method}/{snr:g}/{key}"] = np.array([r[key] for r in res])[:, anpe_cols]
-            out[f"{method}/{snr:g}/seconds"] = np.array([r["seconds"] for r in res])
+            for field in ("estimate", "low", "high"):
+                out[f"{method}/{key}/{field}"] = np.array([r[field] for r in res])[:, anpe_cols]
+            out[f"{method}/{key}/seconds"] = np.array([r["seconds"] for r in res])
             if "samples" in res[0]:
-                out[f"{method}/{snr:g}/samples0"] = res[0]["samples"][:, anpe_cols]
-            for extra in ("steps", "tau_max", "converged", "calls_per_second", "regul"):
+                out[f"{method}/{key}/samples0"] = res[0]["samples"][:, anpe_cols]
+            for extra in ("steps", "tau_max", "converged", "calls_per_second", "regul", "sigma_fitted_kms"):
                 if extra in res[0]:
-                    out[f"{method}/{snr:g}/{extra}"] = np.array([r[extra] for r in res])
-        log.info("%s, S/N %g: %d spectra, methods %s", family, snr, len(rows), list(methods))
+                    out[f"{method}/{key}/{extra}"] = np.array([r[extra] for r in res])
+        log.info("%s, %s: %d spectra, methods %s", family, setting_label(setting), len(rows), list(methods))
     return out
 
 
 def load_results(paths) -> tuple[list[dict], dict, dict]:
-    """The fit_family npz files -> per (family, S/N, method) results, the example spectrum, the training times."""
+    """The fit_family npz files -> per (family, setting, method) results, the example spectrum (the parametric
+    family's first spectrum at the lowest S/N without extra sigma), the training times."""
     results, example, training = [], {}, {}
     for path in paths:
         with np.load(path) as d:
             family = str(Path(path).stem)
             labels = [str(v) for v in d["labels"]]
             training[family] = float(d["training_seconds"])
-            for snr in d["snr"]:
+            chosen = [{"snr": float(a), "sigma_kms": float(b)} for a, b in d["settings"]]
+            for setting in chosen:
                 for method in ("anpe", "emcee", "ppxf"):
-                    key = f"{method}/{snr:g}"
+                    key = f"{method}/{setting_key(setting)}"
                     if f"{key}/estimate" not in d.files:
                         continue
                     est, low, high = (d[f"{key}/{k}"] for k in ("estimate", "low", "high"))
                     results.append(
                         {
                             "family": family,
-                            "snr": float(snr),
+                            **setting,
                             "method": method,
                             "labels": labels,
                             "truth": d["truth"],
@@ -330,18 +398,19 @@ def load_results(paths) -> tuple[list[dict], dict, dict]:
                             },
                         }
                     )
-            if family == "parametric":  # the example: the first spectrum at the lowest S/N
-                snr = float(min(d["snr"]))
+            if family == "parametric":
+                setting = min(chosen, key=lambda c: (c["sigma_kms"], c["snr"]))
+                key = setting_key(setting)
                 example = {
                     "family": family,
-                    "snr": snr,
+                    **setting,
                     "row": int(d["rows"][0]),
                     "labels": labels,
                     "truth": d["truth"][0],
                     "samples": {
-                        m: d[f"{m}/{snr:g}/samples0"] for m in ("anpe", "emcee") if f"{m}/{snr:g}/samples0" in d.files
+                        m: d[f"{m}/{key}/samples0"] for m in ("anpe", "emcee") if f"{m}/{key}/samples0" in d.files
                     },
-                    "estimate": {"ppxf": d[f"ppxf/{snr:g}/estimate"][0]},
-                    "sd": {"ppxf": 0.5 * (d[f"ppxf/{snr:g}/high"][0] - d[f"ppxf/{snr:g}/low"][0])},
+                    "estimate": {"ppxf": d[f"ppxf/{key}/estimate"][0]},
+                    "sd": {"ppxf": 0.5 * (d[f"ppxf/{key}/high"][0] - d[f"ppxf/{key}/low"][0])},
                 }
     return results, example, training

@@ -9,6 +9,7 @@ weights and two (n_age x n_wavelength) products; the interpolation matrix is bui
 
 from __future__ import annotations
 
+import copy
 import time
 
 import numpy as np
@@ -44,6 +45,19 @@ class LinexpSpectrumModel:
         flux = grid["flux"].transpose("metallicity", "age", "wavelength")
         t = linear_grid(**sfh_time_gyr)
         return cls(flux.values, grid["metallicity"].values, grid["age"].values, t, t[-1], t[0])
+
+    def broadened(self, wavelength, sigma_kms) -> LinexpSpectrumModel:
+        """The same model with every SSP convolved by a Gaussian of ``sigma_kms`` (a constant or one per pixel of
+        ``wavelength``; ``matched.broaden_varying``): broadening is linear, so a spectrum of the broadened basis is
+        the broadened spectrum, at the cost of one convolution of the basis instead of one per call."""
+        from .matched import broaden_varying
+
+        out = copy.copy(self)
+        shape = self.ssp.shape
+        sigma = np.broadcast_to(np.asarray(sigma_kms, float), (shape[-1],))
+        out.ssp = broaden_varying(self.ssp.reshape(-1, shape[-1]), wavelength, sigma).reshape(shape)
+        out.n_calls = 0
+        return out
 
     def weights(self, t0: float, tau: float) -> np.ndarray:
         """Mass weights on the native SSP ages (sum one)."""
