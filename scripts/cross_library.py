@@ -25,6 +25,7 @@ def main(smk):
                 p.snr,
                 p.n_samples,
                 p.seed,
+                instrument=p.instrument,
             )
     out.update(
         family=smk.wildcards.family,

@@ -578,6 +578,10 @@ def test_tiny_run_compares_anpe_with_emcee_and_ppxf(tiny_workdir):
     assert all(float(r["seconds_median"]) > 0 for r in rows)
     summary = json.loads((out / "summary.json").read_text())
     assert {s["method"] for s in summary["speedups"]} == {"emcee", "ppxf"}
+    # tiny: S/N 20 at sigma 150 km/s on top of the instrument; pPXF's templates at the instrument measure that sigma
+    assert {float(r["sigma_kms"]) for r in rows} == {150.0}
+    for fitted in summary["ppxf_sigma_fitted_kms_median"].values():
+        assert 100 < fitted < 200
     for png in ("time_vs_error.png", "example_posteriors.png"):
         assert (out / png).stat().st_size > 10_000
 
@@ -666,6 +670,7 @@ def test_the_ssp_systematic_of_a_library_against_itself_is_zero(repo_root, tiny_
     assert abs(comparison["luminosity_ratio_median"] - 1) < 1e-3
     cross = json.loads((tiny_workdir / "results/evaluation/nonparametric/cross_library.json").read_text())
     assert cross["metallicity_cells"] == [-0.2, 0.0] and cross["n_test"] > 0
+    assert "broadened to the instrument's 2.76 A FWHM" in cross["definition"]  # the NPE is told sigma (the default)
     for setting in cross["results"].values():
         for label in setting["systematic"].values():
             assert abs(label["bias_miles_minus_fastar"]) < 1e-3

@@ -80,6 +80,8 @@ rule cross_library:
         snr=EVALUATION["snr"],
         n_samples=config["ssp_systematic"]["n_samples"],
         seed=EVALUATION["seed"],
+        # a told NPE's noisy test spectra carry the instrument's broadening (as its training copies do)
+        instrument=EVALUATION["degraded"],
     script:
         "../../scripts/cross_library.py"
 
