@@ -200,3 +200,9 @@ def test_table_rows_and_speedups():
     np.testing.assert_allclose(
         [s["break_even_spectra"] for s in both if s["method"] == "ppxf"], [1000 / 9.99, 10 / 9.99]
     )
+
+
+def test_comparison_settings_and_their_keys():
+    chosen = baselines.comparison_settings({"settings": [{"snr": 100}, {"snr": 20.0, "sigma_kms": 200}]})
+    assert chosen == [{"snr": 100.0, "sigma_kms": 0.0}, {"snr": 20.0, "sigma_kms": 200.0}]  # sigma 0 unless given
+    assert [baselines.setting_key(c) for c in chosen] == ["snr100_sigma0", "snr20_sigma200"]
