@@ -206,3 +206,20 @@ def test_comparison_settings_and_their_keys():
     chosen = baselines.comparison_settings({"settings": [{"snr": 100}, {"snr": 20.0, "sigma_kms": 200}]})
     assert chosen == [{"snr": 100.0, "sigma_kms": 0.0}, {"snr": 20.0, "sigma_kms": 200.0}]  # sigma 0 unless given
     assert [baselines.setting_key(c) for c in chosen] == ["snr100_sigma0", "snr20_sigma200"]
+
+
+def test_emcee_likelihood_is_free_of_the_spectrums_normalisation(grid):
+    """A noiseless spectrum off the model's scale by 0.2 % (what dividing a noisy spectrum by its own median does)
+    still peaks at its truth, and its log-likelihood there is the scale integral alone (chi^2 0)."""
+    from galaxy_sbi.spectra.mcmc import log_probability
+
+    model = LinexpSpectrumModel.from_grid(grid, TIME)
+    truth = np.array([2.3, np.log10(1.4), -0.62])
+    low, high = np.array([0, -0.5, -1.0]), np.array([5, 0.7, 0.0])
+    obs, sigma = 1.002 * model(truth), 0.01
+    at_truth = log_probability(truth, model, obs, sigma, low, high)
+    m = model(truth) / sigma
+    assert at_truth == pytest.approx(-0.5 * np.log(m @ m), abs=1e-6)
+    for step in np.eye(3) * [0.05, 0.02, 0.02]:
+        assert log_probability(truth + step, model, obs, sigma, low, high) < at_truth
+        assert log_probability(truth - step, model, obs, sigma, low, high) < at_truth

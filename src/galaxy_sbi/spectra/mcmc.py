@@ -3,7 +3,7 @@
 The model is the one that made the training spectra (``synth.native_weights`` + ``synth.forward``), taken off the
 lattice: (t0, tau) continuous through the closed-form cumulative mass (``sfh.linexp_cumulative``) and [M/H]
 continuous between the SSP grid's metallicities (linear in [M/H], as ``ssp.interpolate_library`` builds the
-grid), the spectrum divided by its median as in the cubes. One call is a (n_time x n_age) fold of the mass
+grid), the spectrum divided by its median as in the cubes; the likelihood marginalises over its normalisation. One call is a (n_time x n_age) fold of the mass
 weights and two (n_age x n_wavelength) products; the interpolation matrix is built once.
 """
 
@@ -83,12 +83,18 @@ class LinexpSpectrumModel:
 
 
 def log_probability(theta, model: LinexpSpectrumModel, flux, sigma, low, high) -> float:
-    """Gaussian likelihood at the spectrum's noise, uniform prior on the box [low, high]."""
+    """Gaussian likelihood at the spectrum's noise (a constant or one per pixel), marginalised over a free
+    normalisation of the model (flat prior), and a uniform prior on the box [low, high]. The normalisation is free
+    because a noisy spectrum divided by its own median (as observations and the baselines' test spectra are) is
+    off the noiseless one's scale by ~0.1 % at S/N 100: with the scale fixed that alone moved chi^2 at the truth by
+    up to 126 on 4,300 pixels and emcee's 68 % intervals held 27 % of the truths (392597e)."""
     theta = np.asarray(theta)
     if np.any(theta < low) or np.any(theta > high):
         return -np.inf
-    r = (flux - model(theta)) / sigma
-    return -0.5 * float(r @ r)
+    f, m = flux / sigma, model(theta) / sigma
+    mm, fm = float(m @ m), float(f @ m)
+    # -chi^2_min / 2 at the best scale fm / mm, and the Gaussian integral over the scale: -log(mm) / 2
+    return -0.5 * (float(f @ f) - fm * fm / mm) - 0.5 * np.log(mm)
 
 
 def _start(model, flux, sigma, low, high, rng, n_starts: int):
