@@ -7,7 +7,8 @@ wildcard_constraints:
 
 
 rule baselines_fit:
-    """ANPE, emcee (parametric family) and pPXF on the picked test spectra of one family, at every setting (S/N, sigma)."""
+    """ANPE, emcee (parametric family) and pPXF on the picked test spectra of one family, at every setting
+    (S/N, sigma)."""
     input:
         cubes=spectra_files,
         grid="results/ssp/ssp_grid.nc",

@@ -1,10 +1,10 @@
 """ANPE against the methods users would otherwise pick, on the same spectra: emcee (spectra.mcmc) and pPXF
-(spectra.ppxf_baseline). Test spectra are drawn by seed from each family's test split and degraded like observations at each
-setting (S/N, sigma): broadened from the models' 2.51 A to the instrument of ``evaluation.degraded`` (the told
-NPE's training copies carry it) plus the setting's velocity dispersion, one noise realisation per setting shared
-by all methods; emcee's forward model is broadened the same way and pPXF's templates to the instrument. Seed
-section 6 asks for the timing; the table adds accuracy and, for the two Bayesian methods, the coverage of their
-68 % intervals.
+(spectra.ppxf_baseline). Test spectra are drawn by seed from each family's test split and degraded like
+observations at each setting (S/N, sigma): broadened from the models' 2.51 A to the instrument of
+``evaluation.degraded`` (the told NPE's training copies carry it) plus the setting's velocity dispersion, one noise
+realisation per setting shared by all methods; emcee's forward model is broadened the same way and pPXF's
+templates to the instrument. Seed section 6 asks for the timing; the table adds accuracy and, for the two Bayesian
+methods, the coverage of their 68 % intervals.
 """
 
 from __future__ import annotations

@@ -89,17 +89,10 @@ def evaluate_noisy(
     """S/N -> the evaluation of the latents of the test spectra with Gaussian noise at that S/N (joint HPD left out).
     With ``instrument`` (``evaluation.degraded``'s keys) the spectra are first broadened to its FWHM, as the told NPE's
     training copies are (sigma 0, no mask: :func:`fixed_degradation`); without it they stay at the models'."""
-    from .matched import degraded_latents, encoder_fill
-
     out = {}
     for snr in snrs:
         seed_snr = derived_seed(master_seed, "evaluation_noise", str(snr))
-        if instrument is None:
-            x = noisy_latents(encoder, flux, float(snr), seed_snr, encode_batch_size)
-        else:
-            setting = {"snr": float(snr), "sigma_kms": 0.0, "blue_mask": False}
-            degradation = fixed_degradation(setting, wavelength, instrument, encoder_fill(encoder))
-            x = degraded_latents(encoder, flux, degradation, 1, np.random.default_rng(seed_snr), encode_batch_size)
+        x = white_noise_latents(encoder, flux, float(snr), seed_snr, encode_batch_size, wavelength, instrument)
         r = evaluate_posterior(post, post.inputs(x, snr), labels, n_samples, seed=seed, joint=False, keep_samples=True)
         out[float(snr)] = _with_tarp_and_sbc(r, post.names, labels, n_samples, seed, sbc=False)
         m = r["metrics"]
@@ -110,6 +103,25 @@ def evaluate_noisy(
             m["coverage"]["max_abs_deviation_all"],
         )
     return out
+
+
+def told_instrument(post, degraded_cfg: dict) -> dict | None:
+    """``evaluation.degraded`` when the posterior was told sigma (its sigma-0 training copies carry that instrument's
+    broadening, so its white-noise test spectra must too), else None."""
+    return degraded_cfg if "sigma_100kms" in post.conditioning else None
+
+
+def white_noise_latents(encoder, flux, snr: float, seed: int, batch_size: int = 512, wavelength=None, instrument=None):
+    """Latents of the spectra with white noise at ``snr`` (S/N of the median flux) drawn from ``seed``; with
+    ``instrument`` (``evaluation.degraded``'s keys) first broadened to its FWHM (sigma 0, no mask:
+    :func:`fixed_degradation`), without it at the models' resolution."""
+    from .matched import degraded_latents, encoder_fill
+
+    if instrument is None:
+        return noisy_latents(encoder, flux, snr, seed, batch_size)
+    setting = {"snr": snr, "sigma_kms": 0.0, "blue_mask": False}
+    degradation = fixed_degradation(setting, wavelength, instrument, encoder_fill(encoder))
+    return degraded_latents(encoder, flux, degradation, 1, np.random.default_rng(seed), batch_size)
 
 
 def degraded_settings(cfg: dict) -> list[dict]:
@@ -380,8 +392,7 @@ def evaluate_family(
     clean = evaluate_clean(post, post.inputs(x), labels, sfh_index, cfg["n_samples"], cfg["seed"])
     encoder = load_encoder(encoder_path) if cfg["snr"] or off_grid_path is not None else None
     noisy = {}
-    # the instrument too when the NPE was told the broadening: its sigma-0 training copies carry it
-    instrument = cfg["degraded"] if "sigma_100kms" in post.conditioning else None
+    instrument = told_instrument(post, cfg["degraded"])
     if cfg["snr"]:
         data = load_family(list(cubes))
         noisy = evaluate_noisy(

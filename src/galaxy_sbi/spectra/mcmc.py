@@ -3,8 +3,9 @@
 The model is the one that made the training spectra (``synth.native_weights`` + ``synth.forward``), taken off the
 lattice: (t0, tau) continuous through the closed-form cumulative mass (``sfh.linexp_cumulative``) and [M/H]
 continuous between the SSP grid's metallicities (linear in [M/H], as ``ssp.interpolate_library`` builds the
-grid), the spectrum divided by its median as in the cubes; the likelihood marginalises over its normalisation. One call is a (n_time x n_age) fold of the mass
-weights and two (n_age x n_wavelength) products; the interpolation matrix is built once.
+grid), the spectrum divided by its median as in the cubes; the likelihood marginalises over its normalisation.
+One call is a (n_time x n_age) fold of the mass weights and two (n_age x n_wavelength) products; the
+interpolation matrix is built once.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import InputError
-from .latents import LINE_INDICES, equivalent_width, noisy_latents
+from .latents import LINE_INDICES, equivalent_width
 from .ssp import interpolate_library, synthesize_fastar
 from .synth import build_cell, cell_name
 
@@ -172,11 +172,10 @@ def cross_library_test(
     ([M/H] cells inside the MILES grid), clean and at each S/N with the same noise draws for both libraries. With
     ``instrument`` (``evaluation.degraded``) and a posterior told sigma, the noisy spectra are first broadened to
     the instrument's FWHM, as that NPE's training copies are (the evaluation's on-grid noisy sets do the same)."""
-    from .evaluation import fixed_degradation
-    from .matched import degraded_latents, encoder_fill
+    from .evaluation import told_instrument, white_noise_latents
     from .posterior import evaluate_posterior
 
-    broaden = instrument is not None and "sigma_100kms" in post.conditioning
+    instrument = told_instrument(post, instrument) if instrument is not None else None
 
     if "alpha" in fastar_grid.dims:
         raise InputError("the cross-library test needs a model without an [alpha/Fe] axis (the MILES models are base)")
@@ -202,14 +201,9 @@ def cross_library_test(
                 x = post.inputs(encoder.encode(flux, batch_size=batch_size)[0])
             else:  # the same noise draw for both libraries: the difference is the library's
                 snr = float(setting[3:])
-                if broaden:
-                    deg = fixed_degradation(
-                        {"snr": snr, "sigma_kms": 0.0, "blue_mask": False}, fastar_grid.wavelength.values,
-                        instrument, encoder_fill(encoder),
-                    )  # fmt: skip
-                    z = degraded_latents(encoder, flux, deg, 1, np.random.default_rng(seed + int(snr)), batch_size)
-                else:
-                    z = noisy_latents(encoder, flux, snr, seed + int(snr), batch_size)
+                z = white_noise_latents(
+                    encoder, flux, snr, seed + int(snr), batch_size, fastar_grid.wavelength.values, instrument
+                )
                 x = post.inputs(z, snr)
             r = evaluate_posterior(post, x, labels, n_samples, seed=seed, joint=setting == "clean")
             out["results"][setting][name] = r["metrics"]
@@ -235,7 +229,7 @@ def cross_library_test(
         + (
             f"; the noisy spectra broadened to the instrument's {instrument['instrumental_fwhm_angstrom']:g} A FWHM "
             "first (the told NPE's training copies carry it)"
-            if broaden
+            if instrument is not None
             else "; white noise at the models' resolution"
         )
     )
