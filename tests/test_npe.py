@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from galaxy_sbi.inference.calibration import coverage_band, credibility_samples, empirical_coverage
 from galaxy_sbi.inference.dequantise import dequantise, grid_cells, grid_values
@@ -78,7 +79,7 @@ def test_linexp_round_trip_order_and_guard():
         train_label_posterior(_labels(100, rng), rng.normal(size=(100, 4)), NAMES, settings)
 
 
-def test_linexp_posterior_saves_and_reloads(tmp_path):
+def test_linexp_posterior_saves_and_reloads(tmp_path, monkeypatch):
     rng = np.random.default_rng(2)
     labels = _linexp_labels(400, rng)
     x = np.column_stack([labels[:, [0, 4, 8, 9]]]) + rng.normal(0, 0.05, (400, 4))
@@ -89,6 +90,26 @@ def test_linexp_posterior_saves_and_reloads(tmp_path):
     ev = evaluate_posterior(loaded, x[350:], labels[350:], 30, seed=1)
     assert ev["metrics"]["order_violation_fraction"] == 0.0
     assert np.isfinite(ev["arrays"]["credibility_joint"]).all()
+    # an observation far from the training set puts no sample in the prior box: an error by default, and an
+    # evaluation told to skip such observations counts it and judges the rest
+    far = x[350:360].copy()
+    far[3] = 1e4
+    est = loaded.posterior.posterior_estimator
+    flow_sample = est.sample
+
+    def flow_far_out(shape, condition):  # the flow for the far observation, as a flow that left the box does
+        s = flow_sample(shape, condition=condition)
+        return torch.where((condition[:, :1] > 1e3)[None], s + 100.0, s)
+
+    monkeypatch.setattr(est, "sample", flow_far_out)
+    with pytest.raises(RuntimeError, match="no posterior sample inside the prior box"):
+        loaded.sample_theta(far, 30, seed=1)
+    skipped = evaluate_posterior(loaded, far, labels[350:360], 30, seed=1, skip_unsupported=True)
+    assert skipped["metrics"]["n_without_support"] == 1 and skipped["metrics"]["without_support"] == [3]
+    assert (
+        np.isnan(skipped["arrays"]["mean"][3]).all() and np.isfinite(np.delete(skipped["arrays"]["mean"], 3, 0)).all()
+    )
+    assert np.isfinite(skipped["metrics"]["labels"]["t50"]["r2"])
 
 
 def test_point_metrics_known_values():

@@ -264,6 +264,7 @@ def sample(
     max_rounds: int = 50,
     warn_below: float = 0.1,
     support=None,
+    on_empty: str = "raise",
 ) -> np.ndarray:
     """Posterior samples (n_samples, N, D) for observations x (N, n_x), float64: the flow's samples inside the
     prior box (rejection, as sbi's DirectPosterior does) and, where given, inside ``support`` (a callable: torch
@@ -271,7 +272,10 @@ def sample(
     round, until every observation has ``n_samples``. A warning gives the acceptance when it is below
     ``warn_below``; an observation still short after ``max_rounds`` rounds (its flow almost entirely outside the
     prior: an observation unlike the training set) gets its accepted samples redrawn with replacement, with a
-    warning, and one without any accepted sample is an error."""
+    warning. One without any accepted sample is an error (``on_empty="raise"``) or gets NaN samples
+    (``on_empty="nan"``, for an evaluation that counts such observations instead of stopping)."""
+    if on_empty not in ("raise", "nan"):
+        raise ValueError(f"on_empty must be 'raise' or 'nan', not {on_empty!r}")
     torch.manual_seed(int(seed))
     gen = torch.Generator().manual_seed(int(seed))
     x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
@@ -301,8 +305,13 @@ def sample(
                 res[count[todo][ti] + rank[si, ti] - 1, todo[ti]] = s[si, ti]
                 count[todo] += keep.sum(0)
             short = torch.nonzero(count < n_samples).flatten()
+            empty = []
             for k in short.tolist():
                 c = int(count[k])
+                if c == 0 and on_empty == "nan":
+                    res[:, k] = float("nan")
+                    empty.append(i + k)
+                    continue
                 if c == 0:
                     raise RuntimeError(
                         f"no posterior sample inside the prior box (and support) for observation {i + k} after "
@@ -310,13 +319,20 @@ def sample(
                     )
                 pick = torch.randint(c, (n_samples - c,), generator=gen)
                 res[c:, k] = res[pick, k]
-            if len(short):
+            if len(short) > len(empty):
                 log.warning(
                     "%d observations had fewer than %d in-prior samples after %d rounds: their accepted "
                     "samples were redrawn with replacement",
-                    len(short),
+                    len(short) - len(empty),
                     n_samples,
                     max_rounds,
+                )
+            if empty:
+                log.warning(
+                    "no posterior sample inside the prior box (and support) after %d rounds for observations %s: "
+                    "their samples are NaN",
+                    max_rounds,
+                    empty,
                 )
             out.append(res)
     if drawn and accepted / drawn < warn_below:

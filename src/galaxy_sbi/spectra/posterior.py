@@ -71,8 +71,16 @@ class SpectraPosterior:
             theta[..., i] = dequantise(theta[..., i], grid, rng, strict=False)
         return par.to_labels(theta)
 
-    def sample_theta(self, x, n_samples: int, seed: int = 0, batch: int = 500) -> np.ndarray:
-        return sample(self.posterior, x, n_samples, seed=seed, batch=batch, support=self.parametrisation.support)
+    def sample_theta(self, x, n_samples: int, seed: int = 0, batch: int = 500, on_empty: str = "raise") -> np.ndarray:
+        return sample(
+            self.posterior,
+            x,
+            n_samples,
+            seed=seed,
+            batch=batch,
+            support=self.parametrisation.support,
+            on_empty=on_empty,
+        )
 
     def sample_labels(self, x, n_samples: int, seed: int = 0, batch: int = 500) -> np.ndarray:
         """Label samples (n_samples, N, n_labels) in physical units."""
@@ -212,6 +220,7 @@ def evaluate_posterior(
     joint: bool = True,
     keep_samples: bool = False,
     dequantise: bool = True,
+    skip_unsupported: bool = False,
 ) -> dict:
     """Posterior summaries and calibration of a labelled set, processed in batches of observations.
 
@@ -220,7 +229,9 @@ def evaluate_posterior(
     coverage per label and joint, order-violation fraction of the samples). Labels the posterior was trained
     dequantised are judged, for calibration only, against truths spread over their grid cells (seeded); the
     point metrics compare the mean with the grid value. ``dequantise=False``: the truths are continuous (an off-grid
-    set), judged as they are."""
+    set), judged as they are. ``skip_unsupported``: an observation whose flow puts no sample inside the prior box
+    (one unlike the training set, e.g. from another SSP library) is left out of the metrics, its arrays NaN, and
+    counted (``n_without_support``, ``without_support``) instead of stopping the evaluation."""
     from ..inference.calibration import (
         coverage_band,
         credibility_hpd_samples,
@@ -234,14 +245,23 @@ def evaluate_posterior(
     n, d = labels.shape
     truth = post.dequantise_labels(labels, np.random.default_rng(seed)) if dequantise else labels
     qs = np.array([2.5, 16, 50, 84, 97.5])
-    mean, std = np.empty((n, d)), np.empty((n, d))
-    quant = np.empty((len(qs), n, d))
-    ranks, cred, cred_joint = np.empty((n, d), int), np.empty((n, d)), np.full(n, np.nan)
+    mean, std = np.full((n, d), np.nan), np.full((n, d), np.nan)
+    quant = np.full((len(qs), n, d), np.nan)
+    ranks, cred, cred_joint = np.zeros((n, d), int), np.full((n, d), np.nan), np.full(n, np.nan)
+    supported = np.ones(n, bool)
     n_bad = 0
     kept = []
+    on_empty = "nan" if skip_unsupported else "raise"
     for b, i in enumerate(range(0, n, batch)):
-        sl = slice(i, i + batch)
-        theta = post.sample_theta(x[sl], n_samples, seed=seed + b)
+        theta = post.sample_theta(x[i : i + batch], n_samples, seed=seed + b, on_empty=on_empty)
+        good = np.isfinite(theta).all(axis=(0, 2))
+        rows = np.arange(i, i + len(good))
+        supported[rows[~good]] = False
+        if keep_samples:
+            kept.append(np.full((n_samples, len(good), d), np.nan, np.float32))
+        if not good.any():
+            continue
+        sl, theta = rows[good], theta[:, good]
         lab = post.parametrisation.to_labels(theta)
         mean[sl], std[sl] = lab.mean(0), lab.std(0)
         quant[:, sl] = np.percentile(lab, qs, axis=0)
@@ -253,13 +273,17 @@ def evaluate_posterior(
             lq_true = log_prob(post.posterior, post.parametrisation.to_theta(truth[sl])[None], x[sl])[0]
             cred_joint[sl] = credibility_hpd_samples(lq, lq_true)
         if keep_samples:
-            kept.append(lab.astype(np.float32))
-    metrics = {"n_test": int(n), "n_samples": int(n_samples), "labels": point_metrics(labels, mean, names)}
+            kept[-1][:, good] = lab
+    ok = supported
+    metrics = {"n_test": int(n), "n_samples": int(n_samples), "labels": point_metrics(labels[ok], mean[ok], names)}
+    if skip_unsupported:
+        metrics["n_without_support"] = int((~ok).sum())
+        metrics["without_support"] = np.flatnonzero(~ok).tolist()
     varying = [i for i in range(d) if np.ptp(labels[:, i]) > 0]
-    cov = {names[i]: empirical_coverage(cred[:, i], levels) for i in varying}
+    cov = {names[i]: empirical_coverage(cred[ok, i], levels) for i in varying}
     if joint:
-        cov["joint"] = empirical_coverage(cred_joint, levels)
-    lo, hi = coverage_band(n, levels)
+        cov["joint"] = empirical_coverage(cred_joint[ok], levels)
+    lo, hi = coverage_band(int(ok.sum()), levels)
     metrics["coverage"] = {
         "levels": [float(v) for v in levels],
         "empirical": {k: [float(v) for v in c] for k, c in cov.items()},
@@ -273,8 +297,8 @@ def evaluate_posterior(
             "the truths are spread the same way (randomised PIT)"
         )
     metrics["coverage"]["max_abs_deviation_all"] = float(max(metrics["coverage"]["max_abs_deviation"].values()))
-    metrics["order_violation_fraction"] = float(n_bad / (n * n_samples)) if n else float("nan")
-    metrics["mean_posterior_std"] = {names[i]: float(std[:, i].mean()) for i in range(d)}
+    metrics["order_violation_fraction"] = float(n_bad / (ok.sum() * n_samples)) if ok.any() else float("nan")
+    metrics["mean_posterior_std"] = {names[i]: float(std[ok, i].mean()) for i in range(d)}
     arrays = {
         "mean": mean,
         "std": std,
