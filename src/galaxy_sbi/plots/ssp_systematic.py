@@ -131,10 +131,14 @@ def plot_cross_library(out: dict, arrays: dict, path, family: str):
                 )
         ax.plot([0, 1], [0, 1], "k--", lw=0.7)
         dev = {lib: res[lib]["coverage"]["max_abs_deviation_all"] for lib in ("fastar", "miles")}
+        # spectra whose posterior had no sample inside the prior box are left out of the metrics: say how many
+        out_of_box = {lib: res[lib].get("n_without_support", 0) for lib in ("fastar", "miles")}
+        left_out = ", ".join(f"{n} {lib.upper()}" for lib, n in out_of_box.items() if n)
         ax.set(
             xlabel="credibility level",
             ylabel="empirical coverage",
-            title=f"{setting}: max deviation FASTAR {dev['fastar']:.2f}, MILES {dev['miles']:.2f}",
+            title=f"{setting}: max deviation FASTAR {dev['fastar']:.2f}, MILES {dev['miles']:.2f}"
+            + (f"\n({left_out} spectra without posterior support in the prior box left out)" if left_out else ""),
         )
         ax.title.set_fontsize(9)
         ax.legend(fontsize=8)
