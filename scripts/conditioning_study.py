@@ -9,6 +9,7 @@ from galaxy_sbi.plots import plot_conditioning
 from galaxy_sbi.spectra.conditioning import compare
 from galaxy_sbi.spectra.datasets import load_family
 from galaxy_sbi.spectra.encoder import load_encoder
+from galaxy_sbi.spectra.error_spectra import evaluation_shape, load_shapes
 from galaxy_sbi.spectra.posterior import SpectraPosterior
 from galaxy_sbi.workflow import run_script, runtime
 
@@ -33,8 +34,15 @@ def main(smk):
         data.wavelength,
         data.parameters,
         settings,
-        p.evaluation["degraded"],
-        p.conditioning,
+        {
+            **p.evaluation["degraded"],
+            "error_shape": evaluation_shape(smk.input.error_spectra, p.error_spectra["evaluation"]),
+        },
+        {
+            **p.conditioning,
+            "error_shapes": load_shapes(smk.input.error_spectra),
+            "error_power_range": p.error_spectra["power_range"],
+        },
         p.evaluation["n_samples"],
         p.evaluation["seed"],
         p.seed,

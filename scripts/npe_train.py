@@ -9,6 +9,7 @@ import xarray as xr
 from galaxy_sbi.spectra.conditioning import npe_training_set
 from galaxy_sbi.spectra.datasets import load_family
 from galaxy_sbi.spectra.encoder import load_encoder
+from galaxy_sbi.spectra.error_spectra import load_shapes
 from galaxy_sbi.spectra.latents import latents_and_labels
 from galaxy_sbi.spectra.posterior import train_label_posterior
 from galaxy_sbi.workflow import run_script, runtime
@@ -24,8 +25,17 @@ def main(smk):
     if noise:  # the simulator includes the observation: noise (and broadening, masks), told to the NPE or not
         data, encoder = load_family(list(smk.input.cubes)), load_encoder(smk.input.encoder)
         batch = runtime(smk, "evaluation")["encode_batch_size"]
+        shapes = {"error_shapes": load_shapes(smk.input.error_spectra)} if "error_power_range" in noise else {}
         x, labels, conditioning = npe_training_set(
-            x, labels, data.flux[rows], data.wavelength, encoder, noise, smk.params.seed, smk.wildcards.family, batch
+            x,
+            labels,
+            data.flux[rows],
+            data.wavelength,
+            encoder,
+            noise | shapes,
+            smk.params.seed,
+            smk.wildcards.family,
+            batch,
         )
     log.info("training NPE (%s) on %d input vectors, labels %s", settings["parametrisation"], len(x), names)
     with xr.open_dataset(smk.input.cubes[0]) as ds:  # percentiles are cosmic times: 0 to t_obs
@@ -36,7 +46,9 @@ def main(smk):
     post.info["latents"] = str(smk.input.latents)
     post.save(smk.output.posterior)
     summary = post.training_summary(
-        n_train=len(x), noise={"enabled": bool(noise), **(noise or {})}, conditioning=post.conditioning
+        n_train=len(x),
+        noise={"enabled": bool(noise), **(noise or {}), "error_spectra": str(smk.input.error_spectra)},
+        conditioning=post.conditioning,
     )
     with open(smk.output.summary, "w") as f:
         json.dump(summary, f, indent=1)

@@ -158,6 +158,22 @@ def test_augmentation_operators():
     assert torch.equal(flux, torch.from_numpy(data.flux))  # the input is never modified
 
 
+def test_augmentation_noise_takes_the_error_spectrum_shape(tmp_path):
+    import xarray as xr
+
+    data = synthetic_family(n=400, n_wave=512)
+    flux = torch.from_numpy(data.flux)
+    blue = np.arange(512) < 256
+    shape = np.where(blue, 2.0, 1.0)
+    xr.Dataset({"shape": (("source", "wavelength"), shape[None] / np.median(shape))}).to_netcdf(tmp_path / "e.nc")
+    torch.manual_seed(0)
+    settings = _aug_settings(error_spectra=str(tmp_path / "e.nc"), error_power_range=[1.0, 1.0])
+    noise = (Augmenter(data.wavelength, settings)(flux) - flux) / flux.median(dim=1, keepdim=True).values
+    assert float(noise[:, blue].std() / noise[:, ~blue].std()) == pytest.approx(2.0, rel=0.05)
+    white = Augmenter(data.wavelength, {**settings, "error_power_range": [0.0, 0.0]})(flux) - flux
+    assert float(white[:, blue].std() / white[:, ~blue].std()) == pytest.approx(1.0, rel=0.05)
+
+
 def test_augmentation_only_in_training_and_only_when_enabled():
     data = synthetic_family(n=8)
     batch = (torch.from_numpy(data.flux), torch.from_numpy(data.labels))

@@ -75,6 +75,9 @@ def ssp_library_inputs():
 # --- encoder ----------------------------------------------------------------------------------------------
 
 
+ERROR_SPECTRA = "results/spectra/error_spectra.nc"
+
+
 def encoder_settings(wildcards):
     """The encoder section for one family: ``augmentation.enabled`` (true, false or a list of families) resolved to
     this family's true / false and ``basis_components`` (a number or one per family) to this family's number, so
@@ -86,6 +89,10 @@ def encoder_settings(wildcards):
     aug["enabled"] = (
         bool(enabled) if isinstance(enabled, bool) else wildcards.family in enabled
     )
+    # the augmentation's noise takes the error_spectra shapes to a random power (encoder_train's input)
+    if aug["enabled"]:
+        aug["error_spectra"] = ERROR_SPECTRA
+        aug["error_power_range"] = config["error_spectra"]["power_range"]
     out["augmentation"] = aug
     out["basis_components"] = int(
         family_value(out.get("basis_components", 0), wildcards.family, 0)
@@ -187,6 +194,8 @@ def npe_noise(family):
             "instrumental_fwhm_angstrom",
             "blue_mask_below_angstrom",
         )
+        # the copies' noise takes the error_spectra shapes to a random power (the rule loads the shapes)
+        out["error_power_range"] = config["error_spectra"]["power_range"]
     return out
 
 
@@ -309,6 +318,16 @@ def observed_file(wildcards):
     from galaxy_sbi.spectra.observation import resolve_path
 
     return str(resolve_path(config["observed"]["galaxies"][wildcards.galaxy]["file"]))
+
+
+def error_spectra_files(wildcards):
+    """The error_spectra sources' files (``package:path`` resolved inside the installed package)."""
+    from galaxy_sbi.spectra.observation import resolve_path
+
+    return [
+        str(resolve_path(e["file"]))
+        for e in config["error_spectra"]["sources"].values()
+    ]
 
 
 def observed_npe_settings(wildcards):

@@ -7,6 +7,8 @@ rule encoder_train:
     """Train the encoder + label head of one SFH family with the Lightning Trainer (GPU when there is one)."""
     input:
         cubes=spectra_files,
+        # the augmentation's noise shapes
+        error_spectra=rules.error_spectra.output.shapes,
     output:
         model="results/encoder/{family}/encoder.ckpt",
         metrics="results/encoder/{family}/metrics.json",

@@ -16,6 +16,8 @@ rule npe_train:
         # noisy copies of the training spectra are encoded when npe.noise is enabled
         encoder="results/encoder/{family}/encoder.ckpt",
         cubes=spectra_files,
+        # the observation-like copies' noise shapes
+        error_spectra=rules.error_spectra.output.shapes,
     output:
         posterior="results/npe/{family}/posterior_{parametrisation}.pt",
         summary="results/npe/{family}/training_{parametrisation}.json",
@@ -70,6 +72,7 @@ rule npe_evaluate:
         encoder="results/encoder/{family}/encoder.ckpt",
         cubes=spectra_files,
         off_grid=rules.off_grid_test_set.output.cube,
+        error_spectra=rules.error_spectra.output.shapes,
     output:
         metrics="results/evaluation/{family}/metrics.json",
         summary="results/evaluation/{family}/posterior_summary.nc",
@@ -126,6 +129,7 @@ rule npe_evaluate:
         runtime=120,
     params:
         evaluation=pick(EVALUATION, "n_samples", "seed", "snr", "degraded"),
+        error_spectra_evaluation=config["error_spectra"]["evaluation"],
         seed=config["seed"],
         npe_noise=lambda wildcards: npe_noise(wildcards.family),
     script:
@@ -139,6 +143,7 @@ rule conditioning_study:
         encoder="results/encoder/{family}/encoder.ckpt",
         cubes=spectra_files,
         off_grid=rules.off_grid_test_set.output.cube,
+        error_spectra=rules.error_spectra.output.shapes,
     output:
         summary="results/evaluation/{family}/conditioning.json",
         png=report(
@@ -159,6 +164,7 @@ rule conditioning_study:
     params:
         npe=configured_npe_settings,
         evaluation=pick(EVALUATION, "n_samples", "seed", "degraded"),
+        error_spectra=pick(config["error_spectra"], "power_range", "evaluation"),
         conditioning=config["conditioning"],
         seed=config["seed"],
     script:

@@ -55,6 +55,35 @@ rule spectra_cell:
         "../../scripts/spectra_cell.py"
 
 
+rule error_spectra:
+    """The wavelength dependence of real noise: the listed observed error spectra on the model grid, median 1."""
+    input:
+        grid="results/ssp/ssp_grid.nc",
+        sources=error_spectra_files,
+    output:
+        shapes=ERROR_SPECTRA,
+        png=report(
+            "results/spectra/error_spectra.png",
+            caption="../report/error_spectra.rst",
+            category="2. SFHs and synthetic spectra",
+        ),
+    log:
+        "logs/error_spectra.log",
+    benchmark:
+        bench("error_spectra")
+    conda:
+        "../../envs/galaxy-sbi.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        error_spectra=config["error_spectra"],
+        preparation=config["observed"]["preparation"],
+    script:
+        "../../scripts/error_spectra.py"
+
+
 rule off_grid_test_set:
     """Test spectra off the training lattice: each its own SFH drawn from the family's prior and its own continuous
     [M/H], linear between the native SSPs (the evaluation's headline set).

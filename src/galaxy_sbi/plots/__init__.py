@@ -29,7 +29,13 @@ from .posterior import (
     plot_reconstruction,
     plot_reconstruction_rms,
 )
-from .spectra import plot_label_distributions, plot_sfh_examples, plot_spectra_examples, plot_ssp_overview
+from .spectra import (
+    plot_error_spectra,
+    plot_label_distributions,
+    plot_sfh_examples,
+    plot_spectra_examples,
+    plot_ssp_overview,
+)
 from .style import LABEL_NAMES, SPECTRAL_FEATURES, label_title, mark_features
 
 __all__ = [
@@ -38,6 +44,7 @@ __all__ = [
     "label_title",
     "mark_features",
     "plot_accuracy_vs_snr",
+    "plot_error_spectra",
     "plot_conditioning",
     "plot_degraded_grid",
     "plot_example_posteriors",

@@ -222,3 +222,44 @@ def plot_label_distributions(
         ax.set_visible(False)
     fig.suptitle(title, fontsize=10)
     return save(fig, path)
+
+
+def plot_error_spectra(shapes: xr.Dataset, power_range, evaluation: str, path: str | Path) -> Path:
+    """The error-spectrum shapes the synthetic noise takes: each source's (smoothed, median 1) with its covered range,
+    the fixed evaluation settings' shape, and the training family's range of slopes (power_range) for one source."""
+    from ..spectra.error_spectra import mean_shape, shaped_error
+
+    use_style()
+    wave = shapes["wavelength"].values
+    fig, axes = plt.subplots(2, 1, figsize=(11, 6.2), sharex=True, constrained_layout=True)
+    for name, colour in zip(shapes.source.values, plt.get_cmap("tab10").colors):
+        s = shapes["shape"].sel(source=name).values
+        good = shapes["good"].sel(source=name).values.astype(bool)
+        snr = shapes.attrs.get(f"{name}_snr_median", np.nan)
+        axes[0].plot(wave, s, color=colour, lw=0.6, alpha=0.35)
+        axes[0].plot(np.where(good, wave, np.nan), s, color=colour, lw=1.2, label=f"{name} (median S/N {snr:.0f})")
+    if evaluation == "mean":
+        axes[0].plot(
+            wave, mean_shape(shapes["shape"].values), color="k", lw=1.4, ls="--", label="evaluation (geometric mean)"
+        )
+    axes[0].axhline(1.0, color="0.5", lw=0.8, ls=":")
+    axes[0].set_ylabel("σ(λ) / median σ")
+    axes[0].set_title(
+        f"Observed error spectra in units of their median, averaged over {shapes.attrs['smooth_angstrom']:g} Å "
+        "(faint: masked or uncovered, filled)"
+    )
+    axes[0].legend(frameon=False, fontsize=8, loc="upper right")
+    first = shapes["shape"].isel(source=0).values
+    lo, hi = power_range
+    cmap = plt.get_cmap("viridis")
+    for u in np.linspace(lo, hi, 5):
+        colour = cmap((u - lo) / max(hi - lo, 1e-9))
+        axes[1].plot(wave, shaped_error(first, u), color=colour, lw=1.0, label=f"u = {u:.2f}")
+    axes[1].set_ylabel("σ(λ) / median σ")
+    axes[1].set_xlabel("rest-frame wavelength (Å)")
+    axes[1].set_title(
+        f"Training noise: {shapes.source.values[0]}'s shape to a power u uniform in [{lo:g}, {hi:g}] (u = 0: white; "
+        "one source and u per chunk of spectra)"
+    )
+    axes[1].legend(frameon=False, fontsize=8, ncol=5, loc="upper right")
+    return save(fig, path)

@@ -101,7 +101,12 @@ def conditioned_training_set(
     stream=("conditioning", "training"),
 ):
     """(x = [latents, conditioning], labels) of ``cfg['copies']`` random degradations of every training spectrum;
-    ``stream``: the names of its random stream (:func:`derived_seed`)."""
+    ``stream``: the names of its random stream (:func:`derived_seed`). With ``cfg['error_shapes']`` (n, n_wavelength;
+    :mod:`.error_spectra`) each chunk's noise takes one of them to a power uniform in ``cfg['error_power_range']``
+    (0: white), else the noise is white."""
+    from .error_spectra import random_shape
+
+    shapes = cfg.get("error_shapes")
     fill = encoder_fill(encoder)
     rng = np.random.default_rng(derived_seed(seed, *stream))
     xs, ls = [], []
@@ -111,7 +116,10 @@ def conditioned_training_set(
         for start in range(0, len(flux), chunk):
             rows = order[start : start + chunk]
             setting = random_settings(1, cfg, rng)[0]
-            degradation = fixed_degradation(setting, wavelength, degraded_cfg, fill)
+            chunk_cfg = degraded_cfg
+            if shapes is not None and len(shapes):
+                chunk_cfg = {**degraded_cfg, "error_shape": random_shape(shapes, cfg["error_power_range"], rng)[0]}
+            degradation = fixed_degradation(setting, wavelength, chunk_cfg, fill)
             xs.append(_with_conditioning(degraded_latents(encoder, flux[rows], degradation, 1, rng, batch), setting))
             ls.append(labels[rows])
         log.info("conditioned training set: copy %d of %d degraded", copy + 1, cfg["copies"])

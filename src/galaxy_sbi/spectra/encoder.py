@@ -21,7 +21,8 @@ hyperparameters, so a checkpoint alone encodes spectra and predicts labels in ph
 Training-time augmentation (`encoder.augmentation`, applied per training batch on the device, vectorised in
 torch): velocity broadening (the Gaussian LOSVD of galaxy_sbi.spectra.realism.broaden, re-implemented in torch
 with the same log-grid rebinning matrices), Gaussian noise at an S/N per spectrum drawn log-uniformly from
-the configured range (realism.add_noise, mode "median"), and masks of random wavelength windows filled as the
+the configured range (realism.add_noise, mode "median"; with ``error_spectra``, the path of an error_spectra.nc,
+its wavelength dependence one source's shape to a power uniform in ``error_power_range``), and masks of random wavelength windows filled as the
 evaluation and the observed galaxies fill masked pixels (matched.encoder_fill: the training mean per pixel with
 pixel scaling, else 1, the median). Validation and test batches are never augmented.
 """
@@ -205,13 +206,20 @@ class Augmenter:
         self.to_log = _sparse(realism.rebin_matrix(edges, log_edges))
         self.to_linear = _sparse(realism.rebin_matrix(log_edges, edges))
         self.wavelength = torch.as_tensor(self.wavelength_np, dtype=torch.float32)
+        # the noise's wavelength dependence: error-spectrum shapes (error_spectra.nc) to a random power, else white
+        self.shapes = None
+        if settings.get("error_spectra"):
+            from .error_spectra import load_shapes
+
+            self.shapes = torch.as_tensor(np.log(load_shapes(settings["error_spectra"])), dtype=torch.float32)
         self.device = torch.device("cpu")
 
     def to(self, device) -> Augmenter:
         device = torch.device(device)
         if device != self.device:
-            for name in ("dlam", "to_log", "to_linear", "wavelength", "fill"):
-                setattr(self, name, getattr(self, name).to(device))
+            for name in ("dlam", "to_log", "to_linear", "wavelength", "fill", "shapes"):
+                if getattr(self, name) is not None:
+                    setattr(self, name, getattr(self, name).to(device))
             self.device = device
         return self
 
@@ -248,6 +256,12 @@ class Augmenter:
         lo, hi = s["snr_range"]
         snr = torch.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * torch.rand(n, **kw))
         sigma_noise = x.median(dim=1, keepdim=True).values / snr[:, None]
+        if self.shapes is not None:  # one source's shape to a power u per spectrum, median 1 (u = 0: white)
+            k = torch.randint(len(self.shapes), (n,), **kw)
+            u_lo, u_hi = s["error_power_range"]
+            u = u_lo + (u_hi - u_lo) * torch.rand(n, **kw)
+            shape = torch.exp(self.shapes[k] * u[:, None])
+            sigma_noise = sigma_noise * shape / shape.median(dim=1, keepdim=True).values
         x = x + sigma_noise * torch.randn(x.shape, **kw)
         m = s["mask"]
         if m["probability"] > 0 and m["max_windows"] > 0:

@@ -141,14 +141,17 @@ def setting_name(setting: dict) -> str:
 
 def fixed_degradation(setting: dict, wavelength, cfg: dict, fill=None):
     """The Degradation of one setting (snr, sigma_kms, blue_mask): broadened from the models' 2.51 Å to the instrument
-    (``cfg['instrumental_fwhm_angstrom']``) and sigma, white noise at the S/N of the median flux, the rest frame below
+    (``cfg['instrumental_fwhm_angstrom']``) and sigma, noise at the S/N of the median flux, white or with the
+    wavelength dependence of ``cfg['error_shape']`` when given (median 1, :mod:`.error_spectra`), the rest frame below
     ``cfg['blue_mask_below_angstrom']`` masked when asked (filled with ``fill``, as in the matched posteriors)."""
     from .matched import Degradation, broadening_kms
 
     wave = np.asarray(wavelength, float)
     good = wave >= cfg["blue_mask_below_angstrom"] if setting["blue_mask"] else np.ones(len(wave), bool)
     sigma = broadening_kms(wave, setting["sigma_kms"], float(cfg["instrumental_fwhm_angstrom"]))
-    return Degradation(wave, sigma, good, np.full(len(wave), 1.0 / setting["snr"]), fill)
+    shape = cfg.get("error_shape")
+    shape = np.ones(len(wave)) if shape is None else np.asarray(shape, float)
+    return Degradation(wave, sigma, good, shape / setting["snr"], fill)
 
 
 def degraded_test_latents(encoder, flux, wavelength, cfg: dict, seed: int, batch_size: int = 512):
@@ -265,9 +268,13 @@ def noise_note(noise) -> str:
     snr = f"S/N {noise['snr_range'][0]:g}-{noise['snr_range'][1]:g}"
     if "sigma_100kms" in noise.get("inputs", []):
         sigma = noise["sigma_kms_range"]
+        shape = ""
+        if "error_power_range" in noise:
+            u = noise["error_power_range"]
+            shape = f", noise shaped by an SDSS error spectrum to a power {u[0]:g}-{u[1]:g}"
         return (
             f"NPE trained with observation-like copies ({snr}, sigma {sigma[0]:g}-{sigma[1]:g} km/s, blue-end mask "
-            f"with probability {noise['mask_probability']:g}), told each spectrum's log10 S/N, sigma and mask"
+            f"with probability {noise['mask_probability']:g}{shape}), told each spectrum's log10 S/N, sigma and mask"
         )
     told = ", told each spectrum's log10 S/N (noise-free: 3)" if noise.get("inputs") else ""
     return f"NPE trained with white-noise copies, {snr}{told}"
@@ -376,9 +383,11 @@ def evaluate_family(
     outputs,
     encode_batch_size: int = 512,
     off_grid_path=None,
+    error_shape=None,
 ) -> dict:
     """The whole npe_evaluate rule: the off-grid test set (``off_grid_path``) clean and at the fixed degradations
-    of ``cfg['degraded']``, the test split of ``latents_path`` clean and at ``cfg['snr']``; writes the plots and
+    of ``cfg['degraded']`` (their noise shaped by ``error_shape``, median 1, when given: :mod:`.error_spectra`), the
+    test split of ``latents_path`` clean and at ``cfg['snr']`` (white noise); writes the plots and
     posterior_summary.nc named in ``outputs`` and returns metrics.json's content."""
     from .datasets import load_family
     from .encoder import load_encoder
@@ -422,8 +431,9 @@ def evaluate_family(
         off, flux_off, wave, labels_off = evaluate_off_grid(
             post, encoder, off_grid_path, cfg["n_samples"], cfg["seed"], encode_batch_size
         )
+        degraded_cfg = cfg["degraded"] if error_shape is None else {**cfg["degraded"], "error_shape": error_shape}
         degraded = evaluate_degraded(
-            post, encoder, flux_off, wave, labels_off, cfg["degraded"], cfg["n_samples"], cfg["seed"], encode_batch_size
+            post, encoder, flux_off, wave, labels_off, degraded_cfg, cfg["n_samples"], cfg["seed"], encode_batch_size
         )
         plot_off_grid(off, degraded, post, labels_off, family, outputs)
         metrics["off_grid"] = off["metrics"]
@@ -434,8 +444,14 @@ def evaluate_family(
         metrics["degraded"] = {
             "settings": degraded,
             "definition": "the off-grid test spectra broadened by sqrt(sigma^2 + sigma_instrument^2 - sigma_models^2) "
-            f"(instrument {cfg['degraded']['instrumental_fwhm_angstrom']:g} A FWHM, models 2.51 A), white noise at "
-            "the S/N of the median flux, with and without the rest frame below "
+            f"(instrument {cfg['degraded']['instrumental_fwhm_angstrom']:g} A FWHM, models 2.51 A), "
+            + (
+                "white noise"
+                if error_shape is None
+                else "noise with an SDSS error spectrum's wavelength dependence (results/spectra/error_spectra.nc, "
+                "the sources' geometric mean)"
+            )
+            + " at the S/N of the median flux, with and without the rest frame below "
             f"{cfg['degraded']['blue_mask_below_angstrom']:g} A masked; one amortised posterior (no retraining), "
             f"given what it was trained to be told: {', '.join(post.conditioning) or 'nothing'}",
             "bar": "coverage within +-0.05 at every level of every label",
