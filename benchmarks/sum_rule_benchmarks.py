@@ -42,6 +42,7 @@ RULE_STAGES = (
     ("off_grid_test_set", "evaluation"),  # the evaluation's headline test set
     ("conditioning", "evaluation"),
     ("cross_library", "ssp"),
+    ("error_spectra", "spectra"),  # the noise's wavelength dependence, read by the encoders and NPEs
     ("baselines", "baselines"),
     ("observed", "observed"),
     ("ssp", "ssp"),

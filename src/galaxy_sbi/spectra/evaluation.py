@@ -348,8 +348,10 @@ def plot_evaluation(clean: dict, noisy: dict, post: SpectraPosterior, labels, fa
     plots.plot_accuracy_vs_snr(by_snr, vnames, paths.snr, f"{family}: the posterior on noisy test spectra ({note})")
 
 
-def plot_off_grid(off: dict, degraded: list, post: SpectraPosterior, labels, family: str, paths) -> None:
-    """accuracy_off_grid.png, coverage_off_grid.png and degraded.png."""
+def plot_off_grid(
+    off: dict, degraded: list, post: SpectraPosterior, labels, family: str, paths, noise: str = "white noise"
+) -> None:
+    """accuracy_off_grid.png, coverage_off_grid.png and degraded.png (``noise``: what the degraded spectra's is)."""
     n = len(labels)
     _plot_accuracy_and_coverage(
         off,
@@ -366,8 +368,8 @@ def plot_off_grid(off: dict, degraded: list, post: SpectraPosterior, labels, fam
         degraded,
         vnames,
         paths.degraded,
-        f"{family}: the posterior on {n} off-grid test spectra degraded at fixed settings (one amortised posterior"
-        + (", told each setting)" if post.conditioning else ")"),
+        f"{family}: the posterior on {n} off-grid test spectra degraded at fixed settings ({noise}; one amortised "
+        "posterior" + (", told each setting)" if post.conditioning else ")"),
     )
 
 
@@ -435,7 +437,8 @@ def evaluate_family(
         degraded = evaluate_degraded(
             post, encoder, flux_off, wave, labels_off, degraded_cfg, cfg["n_samples"], cfg["seed"], encode_batch_size
         )
-        plot_off_grid(off, degraded, post, labels_off, family, outputs)
+        noise = "white noise" if error_shape is None else "noise shaped like an SDSS error spectrum"
+        plot_off_grid(off, degraded, post, labels_off, family, outputs, noise)
         metrics["off_grid"] = off["metrics"]
         metrics["off_grid"]["definition"] = (
             "every test spectrum its own SFH drawn from the prior and its own continuous [M/H]: no truth on the "
