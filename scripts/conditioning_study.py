@@ -18,6 +18,7 @@ log = logging.getLogger("conditioning_study")
 
 def main(smk):
     p = smk.params
+    shapes = load_shapes(smk.input.error_spectra)  # read once: the training copies' and the test settings' noise
     settings = {k: v for k, v in p.npe.items() if k != "noise"}  # the degradations carry the noise
     data = load_family(list(smk.input.cubes))
     rows = [i for s in ("train", "validation") for i in data.indices(s)]
@@ -36,11 +37,11 @@ def main(smk):
         settings,
         {
             **p.evaluation["degraded"],
-            "error_shape": evaluation_shape(smk.input.error_spectra, p.error_spectra["evaluation"]),
+            "error_shape": evaluation_shape(shapes, p.error_spectra["evaluation"]),
         },
         {
             **p.conditioning,
-            "error_shapes": load_shapes(smk.input.error_spectra),
+            "error_shapes": shapes,
             "error_power_range": p.error_spectra["power_range"],
         },
         p.evaluation["n_samples"],

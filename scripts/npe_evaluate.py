@@ -2,7 +2,7 @@
 
 import json
 
-from galaxy_sbi.spectra.error_spectra import evaluation_shape
+from galaxy_sbi.spectra.error_spectra import evaluation_shape, load_shapes
 from galaxy_sbi.spectra.evaluation import evaluate_family
 from galaxy_sbi.workflow import run_script, runtime
 
@@ -20,7 +20,7 @@ def main(smk):
         smk.output,
         encode_batch_size=runtime(smk, "evaluation")["encode_batch_size"],
         off_grid_path=smk.input.off_grid,
-        error_shape=evaluation_shape(smk.input.error_spectra, smk.params.error_spectra_evaluation),
+        error_shape=evaluation_shape(load_shapes(smk.input.error_spectra), smk.params.error_spectra_evaluation),
     )
     with open(smk.output.metrics, "w") as f:
         json.dump(metrics, f, indent=1)

@@ -7,6 +7,7 @@ from galaxy_sbi.spectra.error_spectra import (
     error_shape,
     error_spectra_dataset,
     evaluation_shape,
+    load_shapes,
     mean_shape,
     random_shape,
     shaped_error,
@@ -92,6 +93,6 @@ def test_sdss_error_spectra_are_noisier_in_the_blue(tmp_path):
         # and the S/N per pixel below 4000 A well under the median (little flux there)
         assert ds.attrs[f"{g}_snr_median_below_4000A"] < 0.8 * ds.attrs[f"{g}_snr_median"]
     ds.to_netcdf(tmp_path / "e.nc")
-    m = evaluation_shape(tmp_path / "e.nc", "mean")
+    m = evaluation_shape(load_shapes(tmp_path / "e.nc"), "mean")
     assert m.shape == WAVE.shape and np.median(m) == pytest.approx(1.0)
-    assert evaluation_shape(tmp_path / "e.nc", "white") is None
+    assert evaluation_shape(load_shapes(tmp_path / "e.nc"), "white") is None

@@ -22,9 +22,9 @@ Training-time augmentation (`encoder.augmentation`, applied per training batch o
 torch): velocity broadening (the Gaussian LOSVD of galaxy_sbi.spectra.realism.broaden, re-implemented in torch
 with the same log-grid rebinning matrices), Gaussian noise at an S/N per spectrum drawn log-uniformly from
 the configured range (realism.add_noise, mode "median"; with ``error_spectra``, the path of an error_spectra.nc,
-its wavelength dependence one source's shape to a power uniform in ``error_power_range``), and masks of random wavelength windows filled as the
-evaluation and the observed galaxies fill masked pixels (matched.encoder_fill: the training mean per pixel with
-pixel scaling, else 1, the median). Validation and test batches are never augmented.
+its wavelength dependence one source's shape to a power uniform in ``error_power_range``), and masks of random
+wavelength windows filled as the evaluation and the observed galaxies fill masked pixels (matched.encoder_fill: the
+training mean per pixel with pixel scaling, else 1, the median). Validation and test batches are never augmented.
 """
 
 from __future__ import annotations

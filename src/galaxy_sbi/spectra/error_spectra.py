@@ -24,8 +24,9 @@ log = logging.getLogger(__name__)
 
 
 def error_shape(wavelength, error, good, smooth_angstrom: float) -> np.ndarray:
-    """An error spectrum's shape on ``wavelength``: the good pixels' error, spikes clipped at twice its running median,
-    averaged over ``smooth_angstrom``, divided by its median; masked pixels linear between good neighbours, the ends held constant."""
+    """An error spectrum's shape on ``wavelength``: the good pixels' error, spikes clipped at twice its running
+    median, averaged over ``smooth_angstrom``, divided by its median; masked pixels linear between good neighbours,
+    the ends held constant."""
     from scipy.ndimage import median_filter, uniform_filter1d
 
     w, e, g = (np.asarray(a) for a in (wavelength, error, good))
@@ -100,14 +101,14 @@ def error_spectra_dataset(galaxies: dict, wavelength, preparation: dict, smooth_
     )
 
 
-def evaluation_shape(path, mode: str) -> np.ndarray | None:
-    """The fixed evaluation settings' noise shape (``error_spectra.evaluation``): mean (the sources' geometric mean)
-    or white (None)."""
+def evaluation_shape(shapes: np.ndarray, mode: str) -> np.ndarray | None:
+    """The fixed evaluation settings' noise shape (``error_spectra.evaluation``) from the sources' ``shapes``
+    (:func:`load_shapes`): mean (their geometric mean) or white (None)."""
     if mode == "white":
         return None
     if mode != "mean":
         raise ValueError(f"error_spectra.evaluation must be mean or white, not {mode!r}")
-    return mean_shape(load_shapes(path))
+    return mean_shape(shapes)
 
 
 def load_shapes(path) -> np.ndarray:

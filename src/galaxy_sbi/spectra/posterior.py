@@ -230,8 +230,8 @@ def evaluate_posterior(
     dequantised are judged, for calibration only, against truths spread over their grid cells (seeded); the
     point metrics compare the mean with the grid value. ``dequantise=False``: the truths are continuous (an off-grid
     set), judged as they are. ``skip_unsupported``: an observation whose flow puts no sample inside the prior box
-    (one unlike the training set, e.g. from another SSP library) is left out of the metrics, its arrays NaN, and
-    counted (``n_without_support``, ``without_support``) instead of stopping the evaluation."""
+    (one unlike the training set, e.g. from another SSP library) is left out of the metrics, its arrays NaN (its
+    SBC ranks 0), and counted (``n_without_support``, ``without_support``) instead of stopping the evaluation."""
     from ..inference.calibration import (
         coverage_band,
         credibility_hpd_samples,
@@ -274,16 +274,19 @@ def evaluate_posterior(
             cred_joint[sl] = credibility_hpd_samples(lq, lq_true)
         if keep_samples:
             kept[-1][:, good] = lab
-    ok = supported
-    metrics = {"n_test": int(n), "n_samples": int(n_samples), "labels": point_metrics(labels[ok], mean[ok], names)}
+    metrics = {
+        "n_test": int(n),
+        "n_samples": int(n_samples),
+        "labels": point_metrics(labels[supported], mean[supported], names),
+    }
     if skip_unsupported:
-        metrics["n_without_support"] = int((~ok).sum())
-        metrics["without_support"] = np.flatnonzero(~ok).tolist()
+        metrics["n_without_support"] = int((~supported).sum())
+        metrics["without_support"] = np.flatnonzero(~supported).tolist()
     varying = [i for i in range(d) if np.ptp(labels[:, i]) > 0]
-    cov = {names[i]: empirical_coverage(cred[ok, i], levels) for i in varying}
+    cov = {names[i]: empirical_coverage(cred[supported, i], levels) for i in varying}
     if joint:
-        cov["joint"] = empirical_coverage(cred_joint[ok], levels)
-    lo, hi = coverage_band(int(ok.sum()), levels)
+        cov["joint"] = empirical_coverage(cred_joint[supported], levels)
+    lo, hi = coverage_band(int(supported.sum()), levels)
     metrics["coverage"] = {
         "levels": [float(v) for v in levels],
         "empirical": {k: [float(v) for v in c] for k, c in cov.items()},
@@ -297,8 +300,10 @@ def evaluate_posterior(
             "the truths are spread the same way (randomised PIT)"
         )
     metrics["coverage"]["max_abs_deviation_all"] = float(max(metrics["coverage"]["max_abs_deviation"].values()))
-    metrics["order_violation_fraction"] = float(n_bad / (ok.sum() * n_samples)) if ok.any() else float("nan")
-    metrics["mean_posterior_std"] = {names[i]: float(std[ok, i].mean()) for i in range(d)}
+    metrics["order_violation_fraction"] = (
+        float(n_bad / (supported.sum() * n_samples)) if supported.any() else float("nan")
+    )
+    metrics["mean_posterior_std"] = {names[i]: float(std[supported, i].mean()) for i in range(d)}
     arrays = {
         "mean": mean,
         "std": std,
