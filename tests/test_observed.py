@@ -234,6 +234,27 @@ def test_ood_check_flags_a_far_latent():
     assert outside["mmd"]["galaxy_pvalue"] < inside["mmd"]["galaxy_pvalue"]
 
 
+def test_chi2_reference_is_conditional_on_the_posterior_mean():
+    # test spectra whose posteriors sit near (0, 0) reconstruct well (chi^2 ~ 1); those near (5, 5) badly (~30):
+    # a galaxy at (0, 0) with chi^2 8 fits far worse than its neighbours and must be flagged, though the whole
+    # test set's 95th percentile (~30) would pass it
+    rng = np.random.default_rng(0)
+    means = np.concatenate([rng.normal(0, 0.5, (500, 2)), rng.normal(5, 0.5, (500, 2))])
+    chi2 = np.where(means[:, 0] < 2.5, 1.0, 30.0) * rng.chisquare(50, 1000) / 50
+    pick = matched.nearest_posterior_means(means, np.zeros(2), 100)
+    assert len(pick) == 100 and np.all(means[pick, 0] < 2.5)
+    assert matched.chi2_check(8.0, chi2[pick], 0.05)["out_of_distribution"]
+    assert not matched.chi2_check(8.0, chi2, 0.05)["out_of_distribution"]  # the unconditional reference misses it
+    assert not matched.chi2_check(1.1, chi2[pick], 0.05)["out_of_distribution"]
+    # the conditional test's false-alarm rate: members of the family drawn like the reference
+    members = rng.chisquare(50, 2000) / 50
+    assert np.mean([matched.chi2_check(c, chi2[pick], 0.05)["out_of_distribution"] for c in members]) < 0.1
+    # a galaxy at (5, 5) is judged against the badly reconstructed neighbours
+    assert not matched.chi2_check(8.0, chi2[matched.nearest_posterior_means(means, np.full(2, 5.0), 100)], 0.05)[
+        "out_of_distribution"
+    ]
+
+
 # --- helpers for the bad-file cases --------------------------------------------------------------------
 
 
