@@ -249,6 +249,8 @@ def test_chi2_reference_is_conditional_on_the_posterior_mean():
     # the conditional test's false-alarm rate: members of the family drawn like the reference
     members = rng.chisquare(50, 2000) / 50
     assert np.mean([matched.chi2_check(c, chi2[pick], 0.05)["out_of_distribution"] for c in members]) < 0.1
+    # measured the way the stage measures it: each test spectrum against its nearest others
+    assert 0.02 < matched.chi2_false_alarm_rate(means, chi2, 100, 0.05) < 0.09
     # a galaxy at (5, 5) is judged against the badly reconstructed neighbours
     assert not matched.chi2_check(8.0, chi2[matched.nearest_posterior_means(means, np.full(2, 5.0), 100)], 0.05)[
         "out_of_distribution"
