@@ -110,6 +110,7 @@ BAD_CONFIGS = [
     ("npe.hiden_features", 8, "unknown key 'npe.hiden_features'"),
     ("evaluation.snr", [0.0], "evaluation.snr"),
     ("evaluation.reconstruction.ends", "pchip", "evaluation.reconstruction.ends"),
+    ("observed.model.n_chi2_draws", 5000, "observed.model.n_chi2_draws"),
 ]
 
 

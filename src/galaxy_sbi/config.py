@@ -70,6 +70,12 @@ def _check_cross_keys(config: Mapping[str, Any]) -> None:
     if "chem" in config:
         _check_chem(config["chem"])
     _check_encoder(config)
+    model = config.get("observed", {}).get("model")
+    if model and model["n_chi2_draws"] > min(model["n_samples"], model["n_calibration_samples"]):
+        raise ConfigError(
+            f"invalid config: observed.model.n_chi2_draws ({model['n_chi2_draws']}) must not exceed "
+            "observed.model.n_samples or n_calibration_samples (the draws come from them)"
+        )
 
 
 def _check_sfh_spectra(config: Mapping[str, Any]) -> None:
