@@ -207,17 +207,12 @@ def matched_posterior(prepared, data, encoder, reconstructor, npe_settings: dict
     checks = {"latents": matched.ood_check(x[: len(train)], x_test, x_gal, settings["ood"], seed)}
     # the reconstruction chi^2: the best fit among a few posterior draws' spectra (broadened like the galaxy), the
     # galaxy's against that of the degraded test spectra whose posterior means lie nearest the galaxy's
-    names, n_draws = post.names, model["n_chi2_draws"]
-
-    def best_chi2(flux, draws):
-        spectra = deg.noiseless(reconstructor.from_labels(draws, names))
-        return min(matched.chi2_per_pixel(flux, m, prepared.error, prepared.good) for m in spectra)
-
-    chi2_gal = best_chi2(prepared.flux, samples[:n_draws])
+    n_draws = model["n_chi2_draws"]
+    args = (post.names, reconstructor, deg, prepared.error)
+    chi2_gal = matched.best_draw_chi2(prepared.flux, samples[:n_draws], *args)
     test_draws = calib["arrays"]["samples"][:n_draws]
-    chi2_test = np.array(
-        [best_chi2(f, test_draws[:, i]) for i, f in enumerate(tqdm(test_flux, desc="chi^2 reference", unit="spectrum"))]
-    )
+    progress = tqdm(test_flux, desc="chi^2 reference", unit="spectrum")
+    chi2_test = np.array([matched.best_draw_chi2(f, test_draws[:, i], *args) for i, f in enumerate(progress)])
     k, false_alarm = model["n_chi2_reference"], settings["ood"]["false_alarm"]
     test_means = calib["arrays"]["mean"]
     pick = matched.nearest_posterior_means(test_means, samples.mean(0), k)
