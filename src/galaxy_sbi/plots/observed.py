@@ -108,10 +108,10 @@ def plot_mass_assembly(time, curves, t_obs, ppxf_curve, path, title: str = "", n
 
 
 def plot_observed_reconstruction(
-    wavelength, flux, model, band, mask_reason, mask_bits, path, title="", note=""
+    wavelength, flux, model, band, mask_reason, mask_bits, path, title="", note="", best=None
 ) -> Path:
-    """Observed (prepared) spectrum, the posterior's reconstruction and its 68 % band; residuals in per cent below;
-    masked pixels shaded by reason."""
+    """Observed (prepared) spectrum, the posterior-mean labels' spectrum and the 68 % band of the draws' spectra,
+    the best-fitting draw's (the chi^2 check's fit) when given; residuals in per cent below; masked pixels shaded."""
     use_style()
     w = np.asarray(wavelength)
     good = np.asarray(mask_reason) == 0
@@ -119,10 +119,14 @@ def plot_observed_reconstruction(
     obs = np.where(good, flux, np.nan)
     ax.plot(w, obs, color="k", lw=0.6, label="observed (rest frame, air)")
     ax.fill_between(w, band[0], band[1], color="C1", alpha=0.35, lw=0, label="posterior 68 % band")
-    ax.plot(w, model, color="C1", lw=0.9, label="posterior-mean reconstruction")
+    ax.plot(w, model, color="C1", lw=0.9, label="posterior-mean labels")
     resid = 100 * (obs - model) / model
-    axr.plot(w, resid, color="k", lw=0.5)
-    axr.axhline(0, color="C1", lw=0.8)
+    axr.plot(w, resid, color="C1", lw=0.5, label="observed − posterior-mean labels")
+    if best is not None:
+        ax.plot(w, best, color="C0", lw=0.7, label="best-fitting draw (χ² check)")
+        axr.plot(w, 100 * (obs - best) / best, color="C0", lw=0.5, label="observed − best-fitting draw")
+        axr.legend(loc="upper right", fontsize=8, ncol=2)
+    axr.axhline(0, color="0.3", lw=0.8)
     for a in (ax, axr):
         for name, bit in mask_bits.items():
             m = (np.asarray(mask_reason) & bit) > 0
@@ -135,8 +139,7 @@ def plot_observed_reconstruction(
     mark_features(ax)
     ax.legend(loc="lower right", fontsize=8, ncol=3)
     if note:
-        ax.text(0.01, 0.03, note, transform=ax.transAxes, fontsize=8, va="bottom",
-                bbox=dict(fc="white", ec="0.8", alpha=0.9))  # fmt: skip
+        ax.set_title(note, fontsize=9)
     fig.suptitle(title or "reconstruction")
     return save(fig, path)
 

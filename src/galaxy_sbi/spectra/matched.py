@@ -100,14 +100,14 @@ def chi2_per_pixel(observed, model, error, good) -> float:
     return float(np.mean(((o[g] - m[g]) / e[g]) ** 2))
 
 
-def best_draw_chi2(flux, draws, names, reconstructor, degradation: Degradation, error) -> float:
-    """The reconstruction chi^2 per pixel of one spectrum: the best fit among the spectra of its posterior draws
-    (N_draws, n_labels), broadened like the observation. The spectrum of the posterior-mean labels is no fit: the
-    labels do not fix the SFH (its shape between percentiles, the last 10 %), and a broad posterior's mean is a
-    history none of its draws has; on degraded test spectra its chi^2 has a tail (95th percentile ~20) that passes
-    a 20 % blue deficit."""
+def draws_chi2(flux, draws, names, reconstructor, degradation: Degradation, error) -> np.ndarray:
+    """chi^2 per pixel of one spectrum against each of its posterior draws' spectra (N_draws, n_labels), broadened
+    like the observation; its minimum is the reconstruction check's statistic. The spectrum of the posterior-mean
+    labels is no fit: the labels do not fix the SFH (its shape between percentiles, the last 10 %), and a broad
+    posterior's mean is a history none of its draws has; on degraded test spectra its chi^2 has a tail (95th
+    percentile ~20) that passes a 20 % blue deficit."""
     spectra = degradation.noiseless(reconstructor.from_labels(draws, names))
-    return min(chi2_per_pixel(flux, m, error, degradation.good) for m in spectra)
+    return np.array([chi2_per_pixel(flux, m, error, degradation.good) for m in spectra])
 
 
 def nearest_posterior_means(test_means: np.ndarray, galaxy_mean: np.ndarray, k: int) -> np.ndarray:
