@@ -138,8 +138,8 @@ def plot_observed_reconstruction(
     axr.set(xlabel="rest-frame wavelength (Å)", ylabel="residual (%)", ylim=(-lim, lim))
     mark_features(ax)
     ax.legend(loc="lower right", fontsize=8, ncol=3)
-    if note:
-        ax.set_title(note, fontsize=9)
+    if note:  # above the residuals: the spectrum's top edge carries the feature names
+        axr.set_title(textwrap.fill(note, 160), fontsize=9)
     fig.suptitle(title or "reconstruction")
     return save(fig, path)
 
