@@ -333,7 +333,7 @@ def summarise(
     flag = lambda bad: "OUT OF DISTRIBUTION" if bad else "in distribution"  # noqa: E731
     ood_note = (
         f"latents {flag(ood['out_of_distribution'])} (kNN distance at the {ood['knn']['heldout_percentile']:.0f}th "
-        f"percentile of held-out synthetic spectra, MMD p = {ood['mmd']['galaxy_pvalue']:.2f}); reconstruction "
+        f"percentile of held-out synthetic spectra, MMD p = {ood['mmd']['galaxy_pvalue']:.2f})\nreconstruction "
         f"{flag(chi2['out_of_distribution'])} (best-draw χ²/pixel {chi2['galaxy_chi2_per_pixel']:.1f}; nearest "
         f"synthetic spectra's 95th percentile {chi2['synthetic_p95']:.1f})\ncoverage of this posterior on degraded synthetic test spectra within "
         f"{cal['max_abs_deviation_all']:.2f} of nominal (per label: "
