@@ -49,7 +49,7 @@ def statistics(flux, encoder, post, rec, deg, error, n_draws, seed):
     """Per spectrum: posterior mean (N, d), best-of-draws chi^2 (N,), posterior-mean-labels chi^2 (N,)."""
     draws = post.sample_labels(encoder.encode(flux)[0], n_draws, seed=seed)
     means = draws.mean(0)
-    best = np.array([matched.draws_chi2(f, draws[:, i], post.names, rec, deg, error).min() for i, f in enumerate(flux)])
+    best = matched.best_draw_chi2(flux, draws, post.names, rec, deg, error)
     mean_models = deg.noiseless(rec.from_labels(means, post.names))
     at_mean = np.array([matched.chi2_per_pixel(f, m, error, deg.good) for f, m in zip(flux, mean_models)])
     return means, best, at_mean

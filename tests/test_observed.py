@@ -252,6 +252,11 @@ def test_draws_chi2_finds_the_best_fitting_draw():
     assert best == pytest.approx(1.0, abs=0.1)  # the draw at the truth: noise only
     at_mean = matched.chi2_per_pixel(flux, Lines().from_labels(draws.mean(0, keepdims=True), None)[0], error, good)
     assert at_mean > 10 * best
+    # many spectra at once: each one's best draw
+    both = matched.best_draw_chi2(
+        np.stack([flux, flux]), np.stack([draws, draws[::-1]], 1), ["depth"], Lines(), deg, error
+    )
+    assert np.allclose(both, best)
 
 
 def test_chi2_reference_is_conditional_on_the_posterior_mean():

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
-from tqdm.auto import tqdm
 
 from ..errors import InputError
 from ..seeding import derived_seed
@@ -210,9 +209,7 @@ def matched_posterior(prepared, data, encoder, reconstructor, npe_settings: dict
     n_draws = model["n_chi2_draws"]
     args = (post.names, reconstructor, deg, prepared.error)
     chi2_draws = matched.draws_chi2(prepared.flux, samples[:n_draws], *args)
-    test_draws = calib["arrays"]["samples"][:n_draws]
-    progress = tqdm(test_flux, desc="chi^2 reference", unit="spectrum")
-    chi2_test = np.array([matched.draws_chi2(f, test_draws[:, i], *args).min() for i, f in enumerate(progress)])
+    chi2_test = matched.best_draw_chi2(test_flux, calib["arrays"]["samples"][:n_draws], *args, progress=True)
     k, false_alarm = model["n_chi2_reference"], settings["ood"]["false_alarm"]
     test_means = calib["arrays"]["mean"]
     pick = matched.nearest_posterior_means(test_means, samples.mean(0), k)
@@ -335,7 +332,8 @@ def summarise(
         f"latents {flag(ood['out_of_distribution'])} (kNN distance at the {ood['knn']['heldout_percentile']:.0f}th "
         f"percentile of held-out synthetic spectra, MMD p = {ood['mmd']['galaxy_pvalue']:.2f})\nreconstruction "
         f"{flag(chi2['out_of_distribution'])} (best-draw χ²/pixel {chi2['galaxy_chi2_per_pixel']:.1f}; nearest "
-        f"synthetic spectra's 95th percentile {chi2['synthetic_p95']:.1f})\ncoverage of this posterior on degraded synthetic test spectra within "
+        f"synthetic spectra's 95th percentile {chi2['synthetic_p95']:.1f})\n"
+        f"coverage of this posterior on degraded synthetic test spectra within "
         f"{cal['max_abs_deviation_all']:.2f} of nominal (per label: "
         f"{max(v for k, v in cal['max_abs_deviation'].items() if k != 'joint'):.2f})"
     )
