@@ -35,6 +35,7 @@ from galaxy_sbi.spectra.encoder import load_encoder  # noqa: E402
 from galaxy_sbi.spectra.observed import degradation_for, load_prepared  # noqa: E402
 from galaxy_sbi.spectra.posterior import SpectraPosterior  # noqa: E402
 from galaxy_sbi.spectra.reconstruction import Reconstructor  # noqa: E402
+from galaxy_sbi.spectra.synth import spectra_cells  # noqa: E402
 
 
 def blue_deficit(flux, wavelength, amplitude, deg):
@@ -60,7 +61,7 @@ def galaxy_study(workdir: Path, galaxy: str, cfg: dict, n_spectra: int, amplitud
     model, false_alarm = cfg["observed"]["model"], cfg["observed"]["ood"]["false_alarm"]
     k, n_draws = model["n_chi2_reference"], model["n_chi2_draws"]
     prepared, _ = load_prepared(workdir / f"results/observed/{galaxy}/prepared.nc")
-    data = load_family(sorted((workdir / f"results/spectra/{family}").glob("m*.nc")))
+    data = load_family([workdir / f"results/spectra/{family}/{cell}.nc" for cell in spectra_cells(cfg)])
     encoder = load_encoder(workdir / f"results/encoder/{family}/encoder.ckpt")
     rec = Reconstructor.from_files(
         workdir / "results/ssp/ssp_grid.nc",
